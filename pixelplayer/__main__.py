@@ -1,0 +1,5 @@
+import sys
+
+from pixelplayer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,77 @@
+"""`pixelplayer <verb>`: a thin layer that parses arguments and calls the library.
+
+Every verb is callable in-process as `main([...])`, which returns the exit code. Errors the
+user can act on (`PixelPlayerError`) print as one line; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pixelplayer import __version__
+from pixelplayer.errors import PixelPlayerError
+
+DESCRIPTION = """\
+Visually guided sound separation and localization (PixelPlayer, AMnet, AV-MIML + NMF).
+
+Typical flow:
+  pixelplayer data synth data/synth            # make a MUSIC-like dataset of solo videos
+  pixelplayer data prepare data/synth/videos data/prepared
+  pixelplayer train --config configs/pixelplayer-cpu.yaml --data data/prepared --out runs/pp
+  pixelplayer eval runs/pp --data data/prepared
+"""
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    from pixelplayer.data import info, prepare, synth
+
+    p = sub.add_parser(
+        "data",
+        help="make, prepare and inspect datasets",
+        description="Make, prepare and inspect datasets of videos.",
+    )
+    dsub = p.add_subparsers(dest="data_verb", metavar="{synth,prepare,info}", required=True)
+    synth.add_arguments(dsub)
+    prepare.add_arguments(dsub)
+    info.add_arguments(dsub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pixelplayer",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pixelplayer {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
+    _add_data(sub)
+    for name in ("train", "evaluate", "separate"):
+        try:
+            module = __import__(f"pixelplayer.{name}", fromlist=["add_arguments"])
+        except ImportError:
+            continue
+        module.add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except PixelPlayerError as exc:
+        if args.debug:
+            raise
+        print(f"pixelplayer: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("pixelplayer: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Errors a user can act on: the CLI prints them as one line, without a traceback."""
+
+
+class PixelPlayerError(Exception):
+    """A problem with the user's input or environment, with a message that says what to do."""
+
+
+class MediaError(PixelPlayerError):
+    """A media file that cannot be used: unreadable, missing a stream, too short or silent.
+
+    `reason` is a short machine-friendly tag (e.g. "no audio stream") used in rejected.csv.
+    """
+
+    def __init__(self, path: str, reason: str, detail: str = ""):
+        self.path = str(path)
+        self.reason = reason
+        self.detail = detail
+        msg = f"{path}: {reason}" + (f" ({detail})" if detail else "")
+        super().__init__(msg)
