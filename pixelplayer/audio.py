@@ -18,6 +18,7 @@ from pixelplayer.errors import MediaError
 
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
 SILENCE_RMS = 1e-4  # below this RMS (about -80 dBFS) a clip counts as silent
+LOG_BASE = 21.5  # curvature of the log-frequency warp
 
 
 def resample(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -144,23 +145,26 @@ def istft(spec: torch.Tensor, length: int, n_fft: int = 1022, hop: int = 256) ->
     return wav.reshape(*shape[:-2], length)
 
 
-def _logfreq_rows(n_out: int, n_in: int, inverse: bool, device=None) -> torch.Tensor:
-    """Sampling positions in [-1, 1] along frequency for the log warp (Sound of Pixels' curve).
+def _logfreq_rows(n_out: int, inverse: bool, device=None) -> torch.Tensor:
+    """Sampling positions in [-1, 1] along frequency for the log warp.
 
-    Forward: output row i reads input position (21.5**u - 11) / 10.5 where u in [0, 1] is the
-    row's relative height, so low frequencies get more rows. Inverse: the closed-form inverse
-    of that curve, evaluated at every linear row.
+    Output row u in [0, 1] reads input position (B**u - 1) / (B - 1), rescaled to [-1, 1], with
+    B = 21.5 as in Sound of Pixels, so low frequencies get more rows. Unlike the reference
+    curve (which starts at bin 12 and drops the lowest 130 Hz), this one maps the first and last
+    rows to the first and last bins, so the closed-form inverse covers every linear bin.
     """
-    v = torch.linspace(-1.0, 1.0, n_out, device=device)
+    v = torch.linspace(0.0, 1.0, n_out, device=device)
     if inverse:
-        return torch.log(v * 10.5 + 11.0) / np.log(21.5) * 2.0 - 1.0
-    return (torch.pow(21.5, (v + 1.0) / 2.0) - 11.0) / 10.5
+        u = torch.log1p(v * (LOG_BASE - 1.0)) / np.log(LOG_BASE)
+    else:
+        u = (torch.pow(LOG_BASE, v) - 1.0) / (LOG_BASE - 1.0)
+    return u * 2.0 - 1.0
 
 
 def _warp(x: torch.Tensor, n_out: int, inverse: bool) -> torch.Tensor:
     # x: (B, C, F_in, T) -> (B, C, n_out, T)
     b, _, _, t = x.shape
-    rows = _logfreq_rows(n_out, x.shape[2], inverse, device=x.device).to(x.dtype)
+    rows = _logfreq_rows(n_out, inverse, device=x.device).to(x.dtype)
     cols = torch.linspace(-1.0, 1.0, t, device=x.device, dtype=x.dtype)
     grid = torch.stack(torch.meshgrid(cols, rows, indexing="xy"), dim=-1)  # (n_out, T, 2)
     grid = grid.unsqueeze(0).expand(b, -1, -1, -1)

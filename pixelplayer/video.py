@@ -84,7 +84,8 @@ def iter_frames(
         stream = c.streams.video[0]
         stream.thread_type = "AUTO"
         k = 0
-        last = None
+        last = None  # the latest decoded frame, converted to RGB only if it is yielded
+        rgb = None
         try:
             for frame in c.decode(stream):
                 t = float(frame.pts * stream.time_base) if frame.pts is not None else k / fps
@@ -92,9 +93,10 @@ def iter_frames(
                     t -= float(stream.start_time * stream.time_base)
                 # emit every target time passed before this frame, showing the previous frame
                 while last is not None and k / fps < t - 1e-6:
-                    yield last
+                    rgb = _to_rgb(last, size) if rgb is None else rgb
+                    yield rgb
                     k += 1
-                last = _to_rgb(frame, size)
+                last, rgb = frame, None
         except MediaError:
             raise
         except Exception as exc:
@@ -106,7 +108,8 @@ def iter_frames(
         end = _stream_seconds(stream, c)
         # the last frame lasts until the stream's end (or one source frame at least)
         while k / fps < max(end, t + 1e-6) - 1e-6:
-            yield last
+            rgb = _to_rgb(last, size) if rgb is None else rgb
+            yield rgb
             k += 1
 
 

@@ -1,0 +1,1 @@
+"""Datasets: synthesis, preparation of videos, index files and mix-and-separate sampling."""

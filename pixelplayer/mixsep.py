@@ -1,0 +1,93 @@
+"""Mix-and-separate on spectrograms: the network's input, its targets, its loss, and the way back
+from a predicted mask to a waveform. Training, evaluation and `separate` all go through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pixelplayer.audio import istft, stft, unwarp_logfreq, warp_logfreq
+from pixelplayer.oracles import binary_masks, ratio_masks
+
+EPS = 1e-10
+
+
+@dataclass
+class SpecConfig:
+    n_fft: int = 1022
+    hop: int = 256
+    log_freq: bool = True  # warp the frequency axis to `freq_rows` log-spaced rows
+    freq_rows: int = 256
+    mask: str = "binary"  # binary | ratio
+    loss: str = "bce"  # bce | l1 | l2
+    weighted: bool = True  # weight each bin by log1p(|mixture|), clamped (the paper's choice)
+
+    def __post_init__(self):
+        if self.mask not in ("binary", "ratio"):
+            raise ValueError(f"mask must be 'binary' or 'ratio', not {self.mask!r}")
+        if self.loss not in ("bce", "l1", "l2"):
+            raise ValueError(f"loss must be 'bce', 'l1' or 'l2', not {self.loss!r}")
+
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2 + 1  # 1022 -> 512 rows
+
+    def to_net(self, mag: torch.Tensor) -> torch.Tensor:
+        """(B, C, bins, T) linear magnitudes -> the network's frequency layout."""
+        return warp_logfreq(mag, self.freq_rows) if self.log_freq else mag
+
+    def from_net(self, mask: torch.Tensor) -> torch.Tensor:
+        """(B, C, rows, T) mask in the network's layout -> (B, C, bins, T) linear frequency."""
+        return unwarp_logfreq(mask, self.bins) if self.log_freq else mask
+
+
+def mixture_spec(mix: torch.Tensor, cfg: SpecConfig) -> torch.Tensor:
+    """(B, L) -> (B, bins, T) complex."""
+    return stft(mix, cfg.n_fft, cfg.hop)
+
+
+def network_input(mix: torch.Tensor, cfg: SpecConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L) mixture -> (spectrogram (B, bins, T) complex, net-layout magnitude (B, 1, R, T))."""
+    spec = mixture_spec(mix, cfg)
+    return spec, cfg.to_net(spec.abs().unsqueeze(1))
+
+
+def targets(
+    audios: torch.Tensor, mix_mag: torch.Tensor, cfg: SpecConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, N, L) sources and (B, 1, R, T) mixture magnitude -> (masks, weights), both (B, N, R, T).
+
+    Masks are defined on the network's layout: binary = the source is the loudest of the N,
+    ratio = its share of the summed magnitudes. The same definitions give the oracles.
+    """
+    b, n, length = audios.shape
+    mags = stft(audios.reshape(b * n, length), cfg.n_fft, cfg.hop).abs()
+    mags = cfg.to_net(mags.unsqueeze(1)).reshape(b, n, *mix_mag.shape[-2:])
+    masks = binary_masks(mags) if cfg.mask == "binary" else ratio_masks(mags)
+    if cfg.weighted:
+        weight = torch.log1p(mix_mag).clamp(1e-3, 10.0).expand_as(masks)
+    else:
+        weight = torch.ones_like(masks)
+    return masks, weight
+
+
+def loss(logits: torch.Tensor, masks: torch.Tensor, weight: torch.Tensor, cfg: SpecConfig):
+    """Weighted mean over every bin of every source; logits and masks are (B, N, R, T)."""
+    if cfg.loss == "bce":
+        per_bin = F.binary_cross_entropy_with_logits(logits, masks, reduction="none")
+    else:
+        diff = torch.sigmoid(logits) - masks
+        per_bin = diff.abs() if cfg.loss == "l1" else diff.square()
+    return (per_bin * weight).sum() / weight.sum()
+
+
+def masks_to_waves(
+    masks: torch.Tensor, spec: torch.Tensor, length: int, cfg: SpecConfig
+) -> torch.Tensor:
+    """(B, N, R, T) masks in [0, 1] on the net layout + (B, bins, T) mixture -> (B, N, length)."""
+    b, n = masks.shape[:2]
+    lin = cfg.from_net(masks.reshape(b * n, 1, *masks.shape[-2:])).reshape(b, n, cfg.bins, -1)
+    return istft(lin * spec.unsqueeze(1), length, cfg.n_fft, cfg.hop)  # mixture phase

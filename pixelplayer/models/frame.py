@@ -1,0 +1,229 @@
+"""Video analysis network: a dilated ResNet-18 that gives K visual features per pixel.
+
+`ResNet18` is written by hand with torchvision's parameter names, so an ImageNet state dict
+saved by torchvision loads with strict key matching. `FrameNet` is the reference code's
+`ResnetDilated` (hangzhaomit/Sound-of-Pixels, models/vision_net.py): ResNet-18 without
+avgpool/fc, layer4 dilated (output stride 16), then a 3x3 conv 512 -> K. Its parameter names
+match the reference (`features.N.*`, `fc.*`), so the authors' released frame weights load too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from pixelplayer.errors import PixelPlayerError
+
+# torchvision ResNet children, in order; FrameNet.features keeps the first eight as indices 0..7
+_TV_CHILDREN = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+
+
+class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock: two 3x3 convs with an identity (or 1x1 conv) shortcut."""
+
+    expansion = 1
+
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 with torchvision's module names (conv1, bn1, layer1..4, fc).
+
+    `width` is the first stage's channel count (64 = the standard net); every stage scales with
+    it (width, 2w, 4w, 8w), so width 16 or 32 gives a light net for CPU training.
+    """
+
+    def __init__(self, width: int = 64, num_classes: int = 1000):
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be positive, got {width}")
+        self.width = width
+        self.inplanes = width
+        # registration order matters: FrameNet slices list(children())[:-2] as the reference does
+        self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1 = self._make_layer(width, 2)
+        self.layer2 = self._make_layer(width * 2, 2, stride=2)
+        self.layer3 = self._make_layer(width * 4, 2, stride=2)
+        self.layer4 = self._make_layer(width * 8, 2, stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(width * 8, num_classes)
+        # torchvision's initialisation
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes),
+            )
+        layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes
+        layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, 3, H, W) -> class logits (B, num_classes)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def _nostride_dilate(m: nn.Module, dilate: int) -> None:
+    """The reference `_nostride_dilate`: trade a stage's stride for dilation.
+
+    A stride-2 conv becomes stride 1 (a 3x3 one keeps dilation dilate//2, as in the reference);
+    every other 3x3 conv gets dilation and padding `dilate`, keeping the receptive field.
+    """
+    if isinstance(m, nn.Conv2d):
+        if m.stride == (2, 2):
+            m.stride = (1, 1)
+            if m.kernel_size == (3, 3):
+                m.dilation = (dilate // 2, dilate // 2)
+                m.padding = (dilate // 2, dilate // 2)
+        elif m.kernel_size == (3, 3):
+            m.dilation = (dilate, dilate)
+            m.padding = (dilate, dilate)
+
+
+def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise PixelPlayerError(f"{path}: no such weights file")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, foreign pickle, ...
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0]
+        raise PixelPlayerError(
+            f"{path}: cannot read a state dict ({type(exc).__name__}: {first})"
+        ) from exc
+    # accept {'state_dict': ...} / {'model': ...} wrappers and DataParallel's 'module.' prefix
+    for key in ("state_dict", "model"):
+        if isinstance(sd, Mapping) and isinstance(sd.get(key), Mapping):
+            sd = sd[key]
+    if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise PixelPlayerError(f"{path}: not a state dict (a mapping of names to tensors)")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def load_torchvision_weights(module: nn.Module, path: str | Path) -> None:
+    """Load a torchvision-format ResNet-18 state dict into a `ResNet18` or a `FrameNet`.
+
+    fc.* keys are ignored (FrameNet has its own fc; a ResNet18 keeps its current one), missing
+    BatchNorm `num_batches_tracked` counters (pre-0.4 torchvision files) are tolerated; any other
+    missing, unexpected or wrongly shaped key raises PixelPlayerError naming it.
+    """
+    sd = {k: v for k, v in _read_state_dict(path).items() if not k.startswith("fc.")}
+    if isinstance(module, FrameNet):
+        # torchvision 'layer4.0.conv1.weight' -> FrameNet 'features.7.0.conv1.weight'
+        prefix = {name: f"features.{i}" for i, name in enumerate(_TV_CHILDREN)}
+        renamed = {}
+        for k, v in sd.items():
+            head, _, rest = k.partition(".")
+            renamed[f"{prefix.get(head, head)}.{rest}" if rest else k] = v
+        sd = renamed
+    elif not isinstance(module, ResNet18):
+        raise TypeError(f"expected a ResNet18 or FrameNet, got {type(module).__name__}")
+    own = {k: v for k, v in module.state_dict().items() if not k.startswith("fc.")}
+
+    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in own]
+    wrong = [
+        f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in sd and sd[k].shape != own[k].shape
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", wrong)):
+            if keys:
+                more = f" (+{len(keys) - 5} more)" if len(keys) > 5 else ""
+                parts.append(f"{label}: {', '.join(keys[:5])}{more}")
+        raise PixelPlayerError(
+            f"{path}: not a torchvision ResNet-18 state dict for this network ({'; '.join(parts)})"
+        )
+    with torch.no_grad():
+        for k, v in sd.items():
+            own[k].copy_(v)
+
+
+class FrameNet(nn.Module):
+    """Dilated ResNet-18 + 3x3 conv to K channels (the reference `ResnetDilated`, maxpool).
+
+    Frames (B, 3, T, H, W) -> per-pixel features (B, K, T, H/16, W/16); a 224x224 frame gives a
+    14x14 map. The pooled output is max over time and space followed by a sigmoid (the
+    reference's img_pool='maxpool', img_activation='sigmoid').
+
+    k: feature channels K. width: ResNet base width (64 = ResNet-18). pretrained: path of a
+    torchvision ResNet-18 state dict (width 64 only). pool: 'max' (paper) or 'avg'.
+    """
+
+    def __init__(
+        self, k: int = 32, width: int = 64, pretrained: str | None = None, pool: str = "max"
+    ):
+        super().__init__()
+        if pool not in ("max", "avg"):
+            raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
+        if pretrained is not None and width != 64:
+            raise PixelPlayerError(f"pretrained ResNet-18 weights need width=64, got width={width}")
+        self.k, self.width, self.pool = k, width, pool
+        resnet = ResNet18(width)
+        if pretrained is not None:
+            load_torchvision_weights(resnet, pretrained)
+        resnet.layer4.apply(partial(_nostride_dilate, dilate=2))  # output stride 32 -> 16
+        self.features = nn.Sequential(*list(resnet.children())[:-2])
+        self.fc = nn.Conv2d(width * 8, k, kernel_size=3, padding=1)
+
+    def forward_pixels(self, frames: torch.Tensor, sigmoid: bool = False) -> torch.Tensor:
+        """(B, 3, T, H, W) or (B, 3, H, W) -> (B, K, T, H/16, W/16), raw or sigmoid-activated."""
+        if frames.dim() == 4:
+            frames = frames.unsqueeze(2)
+        if frames.dim() != 5 or frames.shape[1] != 3:
+            raise ValueError(f"frames must be (B, 3, T, H, W), got {tuple(frames.shape)}")
+        b, c, t, h, w = frames.shape
+        x = frames.transpose(1, 2).reshape(b * t, c, h, w)  # frames share the 2D net
+        x = self.fc(self.features(x))  # (B*T, K, h, w)
+        x = x.reshape(b, t, *x.shape[1:]).transpose(1, 2)  # (B, K, T, h, w)
+        return torch.sigmoid(x) if sigmoid else x
+
+    def pool_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Raw per-pixel features (B, K, T, h, w) -> pooled, activated (B, K) in (0, 1)."""
+        x = pixels.flatten(2)  # (B, K, T*h*w)
+        x = x.amax(dim=2) if self.pool == "max" else x.mean(dim=2)
+        return torch.sigmoid(x)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, K): max over time and space, then sigmoid."""
+        return self.pool_features(self.forward_pixels(frames))
+
+    @classmethod
+    def load_torchvision_weights(cls, module: nn.Module, path: str | Path) -> None:
+        """Same as the module-level `load_torchvision_weights`."""
+        load_torchvision_weights(module, path)

@@ -1,0 +1,203 @@
+"""Model registry and self-describing checkpoints.
+
+A checkpoint is a dict {'model': name, 'kwargs': constructor kwargs, 'state_dict', 'versions',
+**extra}; `load_model` rebuilds the network from name + kwargs. Everything in it must load with
+torch.load(weights_only=True): tensors and plain Python data only, never arbitrary pickles.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from pixelplayer.errors import PixelPlayerError
+
+_REGISTRY: dict[str, type[nn.Module]] = {}
+_REQUIRED = ("model", "kwargs", "state_dict")
+
+
+def register(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: make a model buildable (and loadable from checkpoints) by `name`."""
+
+    def deco(cls: type[nn.Module]) -> type[nn.Module]:
+        old = _REGISTRY.get(name)
+        if old is not None and old.__qualname__ != cls.__qualname__:
+            raise ValueError(f"model name {name!r} is already taken by {old.__qualname__}")
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_builtin() -> None:
+    # importing the package runs the @register decorators of the built-in models
+    importlib.import_module("pixelplayer.models")
+
+
+def known_models() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def get_class(name: str) -> type[nn.Module]:
+    _load_builtin()
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise PixelPlayerError(f"unknown model {name!r}; known models: {known}")
+    return _REGISTRY[name]
+
+
+def build(name: str, **kwargs: Any) -> nn.Module:
+    """Instantiate the model registered as `name` with `kwargs`."""
+    return get_class(name)(**kwargs)
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+_PLAIN = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size)
+
+
+def _check_plain(obj: Any, where: str) -> None:
+    """Refuse, before writing, anything torch.load(weights_only=True) would refuse on reading.
+
+    Exact type checks: numpy scalars subclass float but pickle as numpy objects.
+    """
+    if type(obj) in _PLAIN or isinstance(obj, torch.Tensor):
+        return
+    if type(obj) in (dict, OrderedDict):
+        for key, val in obj.items():
+            _check_plain(key, f"{where} key")
+            _check_plain(val, f"{where}[{key!r}]")
+        return
+    if type(obj) in (list, tuple):
+        for i, val in enumerate(obj):
+            _check_plain(val, f"{where}[{i}]")
+        return
+    raise TypeError(
+        f"checkpoint field {where} is a {type(obj).__qualname__}; only tensors and plain "
+        "Python data (dict, list, tuple, str, numbers, None) can be stored"
+    )
+
+
+def save_checkpoint(
+    path: str | Path, model: nn.Module, name: str, kwargs: dict[str, Any], **extra: Any
+) -> Path:
+    """Write a checkpoint atomically: a temp file in the same folder, fsync, then os.replace.
+
+    A crash mid-write leaves the previous checkpoint intact. `extra` (epoch, optimizer state,
+    history, ...) is stored alongside and must be plain data too.
+    """
+    from pixelplayer import __version__
+
+    path = Path(path)
+    ckpt = {
+        "model": name,
+        "kwargs": kwargs,
+        "state_dict": model.state_dict(),
+        "versions": {"pixelplayer": str(__version__), "torch": str(torch.__version__)},
+        **extra,
+    }
+    for key, val in ckpt.items():
+        _check_plain(val, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable; not possible on every platform
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint safely (weights_only) onto the CPU; PixelPlayerError if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise PixelPlayerError(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise PixelPlayerError(f"{path}: cannot read checkpoint: empty file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        # first sentence only: torch's zip errors run on for several lines of advice
+        msg = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0]
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            reason = "it holds Python objects other than tensors and plain data (not loaded)"
+        else:
+            reason = f"truncated or corrupt ({type(exc).__name__}: {msg})"
+        raise PixelPlayerError(f"{path}: cannot read checkpoint: {reason}") from exc
+    if not isinstance(ckpt, dict) or not all(key in ckpt for key in _REQUIRED):
+        raise PixelPlayerError(
+            f"{path}: not a pixelplayer checkpoint (expected a dict with keys "
+            f"{', '.join(_REQUIRED)}; a bare state dict cannot be rebuilt)"
+        )
+    if not isinstance(ckpt["model"], str) or not isinstance(ckpt["kwargs"], dict):
+        raise PixelPlayerError(f"{path}: not a pixelplayer checkpoint (bad 'model'/'kwargs')")
+    sd = ckpt["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise PixelPlayerError(f"{path}: not a pixelplayer checkpoint (bad 'state_dict')")
+    return ckpt
+
+
+def _without_pretrained(kwargs: Any) -> Any:
+    # init-time weight files (e.g. ImageNet) are superseded by the state dict and may not
+    # exist on the machine that loads the checkpoint
+    if isinstance(kwargs, dict):
+        return {
+            k: (None if k == "pretrained" else _without_pretrained(v)) for k, v in kwargs.items()
+        }
+    return kwargs
+
+
+def _summary(label: str, keys: list[str]) -> str:
+    more = f" (+{len(keys) - 4} more)" if len(keys) > 4 else ""
+    return f"{label} {len(keys)}: {', '.join(keys[:4])}{more}"
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes, load its weights -> (model in eval mode, ckpt)."""
+    ckpt = load_checkpoint(path)
+    try:
+        cls = get_class(ckpt["model"])
+    except PixelPlayerError as exc:
+        raise PixelPlayerError(f"{path}: {exc}") from exc
+    try:
+        model = cls(**_without_pretrained(ckpt["kwargs"]))
+    except (TypeError, ValueError) as exc:
+        raise PixelPlayerError(
+            f"{path}: cannot build {ckpt['model']!r} from the stored kwargs ({exc})"
+        ) from exc
+    sd, own = ckpt["state_dict"], model.state_dict()
+    problems = [
+        _summary(label, keys)
+        for label, keys in (
+            ("missing", [k for k in own if k not in sd]),
+            ("unexpected", [k for k in sd if k not in own]),
+            ("wrong shape", [k for k in own if k in sd and sd[k].shape != own[k].shape]),
+        )
+        if keys
+    ]
+    if problems:
+        raise PixelPlayerError(f"{path}: weights do not fit the model ({'; '.join(problems)})")
+    model.load_state_dict(sd, strict=True)
+    return model.eval(), ckpt

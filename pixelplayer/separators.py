@@ -1,0 +1,81 @@
+"""Separators: anything that turns a batch of mixtures into one estimate per source.
+
+Learned models and oracles share one interface, so the evaluator scores them side by side:
+`separator(batch) -> (B, N, L)` where batch holds `mix` (B, L), `frames` (B, N, 3, T, H, W)
+and, for oracles only, the true `audios` (B, N, L).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from pixelplayer import oracles
+from pixelplayer.errors import PixelPlayerError
+from pixelplayer.mixsep import SpecConfig, masks_to_waves, network_input
+
+Separator = Callable[[dict], torch.Tensor]
+
+
+class MaskModelSeparator:
+    """A mask-predicting model (PixelPlayer and kin) applied to the mixture spectrogram."""
+
+    def __init__(
+        self, model: torch.nn.Module, spec: SpecConfig, threshold: float | None, device="cpu"
+    ):
+        self.model, self.spec, self.threshold = model.eval(), spec, threshold
+        self.device = torch.device(device)
+
+    @torch.no_grad()
+    def masks(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (masks (B, N, R, T) in [0, 1] on the net layout, mixture spectrogram (B, F, T))."""
+        mix = batch["mix"].to(self.device)
+        spec, mag = network_input(mix, self.spec)
+        masks = torch.sigmoid(self.model(mag, batch["frames"].to(self.device)).float())
+        if self.spec.mask == "binary" and self.threshold is not None:
+            masks = (masks > self.threshold).float()
+        return masks, spec
+
+    def __call__(self, batch: dict) -> torch.Tensor:
+        masks, spec = self.masks(batch)
+        return masks_to_waves(masks, spec, batch["mix"].shape[-1], self.spec).cpu()
+
+    @classmethod
+    def from_run(
+        cls, run: str | Path, checkpoint: str = "best.pt", device=None, threshold="config"
+    ) -> MaskModelSeparator:
+        from pixelplayer.config import load_config
+        from pixelplayer.models.registry import load_model
+
+        run = Path(run)
+        path = run / checkpoint
+        if not path.is_file():
+            raise PixelPlayerError(f"{path}: no checkpoint; train first with `pixelplayer train`")
+        cfg = load_config(run / "config.yaml")
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model, _ = load_model(path)
+        thr = cfg.train.mask_threshold if threshold == "config" else threshold
+        return cls(model.to(device), cfg.spec, thr, device)
+
+
+def _oracle(fn) -> Separator:
+    def separate(batch: dict) -> torch.Tensor:
+        if "audios" not in batch:
+            raise PixelPlayerError("an oracle separator needs the true sources")
+        return fn(batch["mix"], batch["audios"])
+
+    return separate
+
+
+ORACLES: dict[str, Separator] = {
+    "ibm": _oracle(oracles.ideal_binary_mask),
+    "irm": _oracle(oracles.ideal_ratio_mask),
+    "mixture": _oracle(oracles.mixture),
+}
+ORACLE_TITLES = {
+    "ibm": "ideal binary mask (oracle)",
+    "irm": "ideal ratio mask (oracle)",
+    "mixture": "mixture (lower bound)",
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh Debian machine: system packages, a virtual environment in .venv,
+# torch (CPU build pinned first, so pip does not pull CUDA packages) and the project.
+# Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
+ldconfig -p 2>/dev/null | grep -q libfluidsynth.so.3 || need+=(libfluidsynth3)
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
+python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing Debian packages: ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+py=.venv/bin/python
+if ! $py -c "import torch" 2>/dev/null; then
+  $py -m pip install -q --upgrade pip
+  $py -m pip install -q torch==2.13.0
+fi
+if ! $py -c "import pixelplayer, pytest, ruff, mir_eval" 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.installed ]; then
+  $py -m pip install -q -e ".[dev,tensorboard]"
+  touch .venv/.installed
+fi
+echo "environment ready: .venv ($($py -c 'import torch; print("torch", torch.__version__)'))"

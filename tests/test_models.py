@@ -1,0 +1,286 @@
+"""Networks: parameter counts of the paper configuration, shapes, weight loading, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pixelplayer.errors import PixelPlayerError
+from pixelplayer.models import (
+    FrameNet,
+    InnerProd,
+    PixelPlayer,
+    ResNet18,
+    UNet,
+    build,
+    known_models,
+    load_checkpoint,
+    load_model,
+    load_torchvision_weights,
+    save_checkpoint,
+)
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.fixture(scope="module")
+def paper() -> PixelPlayer:
+    torch.manual_seed(0)
+    return PixelPlayer().eval()
+
+
+SMALL = {"frame": {"width": 8}, "sound": {"ngf": 8, "levels": 5}, "k": 16}
+
+
+class NotPlainData:
+    """Any class instance: a checkpoint holding one must be refused, not unpickled."""
+
+    def __init__(self):
+        self.x = 1
+
+
+# --- architecture ------------------------------------------------------------------------------
+
+
+def test_paper_configuration_parameter_counts(paper):
+    assert n_params(paper.frame_net) == 11_324_000
+    assert n_params(paper.sound_net) == 30_274_210
+    assert n_params(paper.synth) == 33
+    assert n_params(paper) == 41_598_243
+    # the stand-alone parts with their defaults are the same networks
+    assert n_params(InnerProd(32)) == 33
+    assert n_params(ResNet18()) == 11_689_512  # torchvision's ResNet-18
+
+
+def test_framenet_maps_224_to_14_and_pools_into_unit_interval(paper):
+    frames = torch.randn(2, 3, 2, 224, 224)
+    with torch.no_grad():
+        pixels = paper.frame_net.forward_pixels(frames)  # (B, K, T, h, w)
+        pooled = paper.frame_net(frames)  # (B, K)
+        soft = paper.frame_net.forward_pixels(frames, sigmoid=True)
+    assert pixels.shape == (2, 32, 2, 14, 14)
+    assert pooled.shape == (2, 32)
+    assert ((pooled > 0) & (pooled < 1)).all()
+    # max-pool then sigmoid == sigmoid then max (monotonic)
+    assert torch.allclose(pooled, soft.flatten(2).amax(2), atol=1e-6)
+    # layer4 is dilated: no stride left, 3x3 convs after the first carry dilation 2
+    strides = {m.stride for m in paper.frame_net.features[7].modules() if hasattr(m, "stride")}
+    assert strides == {(1, 1)}
+    assert paper.frame_net.features[7][1].conv1.dilation == (2, 2)
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (256, 128)])
+def test_unet_output_matches_input_resolution(shape):
+    net = UNet(k=32, ngf=8, levels=7).eval()
+    x = torch.randn(2, 1, *shape)
+    with torch.no_grad():
+        y = net(x)
+    assert y.shape == (2, 32, *shape)
+    assert torch.isfinite(y).all()
+
+
+def test_unet_rejects_sizes_not_divisible_by_its_depth():
+    with pytest.raises(ValueError, match="divisible"):
+        UNet(ngf=4, levels=7)(torch.randn(1, 1, 256, 96))
+
+
+def test_paper_unet_runs_on_256x128(paper):
+    with torch.no_grad():
+        y = paper.sound_net(torch.randn(1, 1, 256, 128))
+    assert y.shape == (1, 32, 256, 128)
+
+
+def test_innerprod_pooled_pixel_and_flat_forms_agree():
+    torch.manual_seed(1)
+    syn = InnerProd(8)
+    with torch.no_grad():
+        syn.scale.normal_()
+        syn.bias.fill_(0.3)
+    vis = torch.rand(2, 8)  # (B, K)
+    sound = torch.randn(2, 8, 16, 12)  # (B, K, F, T)
+    pooled = syn(vis, sound)
+    assert pooled.shape == (2, 1, 16, 12)
+    expected = (syn.scale[None, :, None, None] * vis[:, :, None, None] * sound).sum(1) + 0.3
+    assert torch.allclose(pooled[:, 0], expected, atol=1e-5)
+    # every pixel equal to the pooled vector -> every pixel's logits equal the pooled logits
+    pixels = vis[:, :, None, None].expand(2, 8, 3, 5)  # (B, K, h, w)
+    per_pixel = syn.forward_pixels(pixels, sound)  # (B, h, w, F, T)
+    assert per_pixel.shape == (2, 3, 5, 16, 12)
+    assert torch.allclose(per_pixel, pooled[:, :, None].expand_as(per_pixel), atol=1e-5)
+    flat = syn.forward_flat(torch.stack([vis, 2 * vis], dim=1), sound)  # (B, P=2, F, T)
+    assert torch.allclose(flat[:, :1], pooled, atol=1e-5)
+
+
+# --- torchvision weights -----------------------------------------------------------------------
+
+
+def _torchvision_file(tmp_path, drop: str | None = None, width: int = 64):
+    torch.manual_seed(2)
+    ref = ResNet18(width)
+    with torch.no_grad():  # make BN statistics non-default so that they are checked too
+        for name, buf in ref.named_buffers():
+            if "running" in name:
+                buf.uniform_(0.5, 1.5)
+    sd = ref.state_dict()
+    if drop is not None:
+        del sd[drop]
+    path = tmp_path / "resnet18.pth"
+    torch.save(sd, path)
+    return ref, path
+
+
+def test_torchvision_state_dict_loads_into_framenet(tmp_path):
+    ref, path = _torchvision_file(tmp_path)
+    net = FrameNet(pretrained=str(path))
+    ours = net.state_dict()
+    for i, part in enumerate(["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3"]):
+        for key, val in getattr(ref, part).state_dict().items():
+            assert torch.equal(ours[f"features.{i}.{key}"], val), key
+    for key, val in ref.layer4.state_dict().items():
+        assert torch.equal(ours[f"features.7.{key}"], val), key
+    # loading into an existing FrameNet or ResNet18 gives the same weights
+    other = FrameNet()
+    load_torchvision_weights(other, path)
+    assert all(torch.equal(other.state_dict()[k], v) for k, v in ours.items() if "fc." not in k)
+    plain = ResNet18()
+    FrameNet.load_torchvision_weights(plain, path)
+    assert torch.equal(plain.layer4[1].conv2.weight, ref.layer4[1].conv2.weight)
+
+
+def test_torchvision_state_dict_with_missing_key_is_refused(tmp_path):
+    _, path = _torchvision_file(tmp_path, drop="layer3.1.conv2.weight")
+    with pytest.raises(PixelPlayerError, match=r"missing: layer3\.1\.conv2\.weight"):
+        FrameNet(pretrained=str(path))
+
+
+def test_torchvision_weights_of_another_width_are_refused(tmp_path):
+    _, path = _torchvision_file(tmp_path, width=16)
+    with pytest.raises(PixelPlayerError, match="shape"):
+        load_torchvision_weights(FrameNet(width=64), path)
+    with pytest.raises(PixelPlayerError, match="width=64"):
+        FrameNet(width=32, pretrained=str(path))
+    with pytest.raises(PixelPlayerError, match="no such"):
+        FrameNet(pretrained=str(tmp_path / "absent.pth"))
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+
+def _trained_small() -> PixelPlayer:
+    torch.manual_seed(3)
+    model = PixelPlayer(**SMALL)
+    model.train()
+    with torch.no_grad():  # one train-mode pass so BN statistics differ from their defaults
+        model(torch.rand(2, 1, 64, 32), torch.randn(2, 2, 3, 2, 64, 64))
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    return model.eval()
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+    model = _trained_small()
+    path = save_checkpoint(tmp_path / "ck" / "best.pt", model, "pixelplayer", SMALL, epoch=7)
+    assert [p.name for p in path.parent.iterdir()] == ["best.pt"]  # no temp file left
+    loaded, ckpt = load_model(path)
+    assert isinstance(loaded, PixelPlayer) and not loaded.training
+    assert ckpt["epoch"] == 7 and ckpt["model"] == "pixelplayer"
+    assert set(ckpt["versions"]) == {"pixelplayer", "torch"}
+    mix, frames = torch.rand(2, 1, 64, 32), torch.randn(2, 2, 3, 2, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(mix, frames), loaded(mix, frames))
+
+
+def test_checkpoint_does_not_need_the_init_weights_file(tmp_path):
+    _, weights = _torchvision_file(tmp_path)
+    kwargs = {"frame": {"pretrained": str(weights)}, "sound": {"ngf": 4, "levels": 5}}
+    model = build("pixelplayer", **kwargs)
+    path = save_checkpoint(tmp_path / "m.pt", model, "pixelplayer", kwargs)
+    weights.unlink()
+    loaded, _ = load_model(path)
+    assert torch.equal(loaded.frame_net.fc.weight, model.frame_net.fc.weight)
+
+
+def test_truncated_or_missing_checkpoint_is_refused(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", _trained_small(), "pixelplayer", SMALL)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(PixelPlayerError, match="truncated or corrupt"):
+        load_checkpoint(path)
+    path.write_bytes(b"")
+    with pytest.raises(PixelPlayerError):
+        load_model(path)
+    with pytest.raises(PixelPlayerError, match="no such"):
+        load_model(tmp_path / "absent.pt")
+
+
+def test_checkpoint_with_arbitrary_python_object_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    payload = {"model": "pixelplayer", "kwargs": {}, "state_dict": {}, "x": NotPlainData()}
+    torch.save(payload, path)
+    with pytest.raises(PixelPlayerError, match="Python objects"):
+        load_checkpoint(path)
+
+
+def test_foreign_files_and_unknown_models_are_refused(tmp_path):
+    bare = tmp_path / "bare.pt"
+    torch.save(InnerProd(4).state_dict(), bare)
+    with pytest.raises(PixelPlayerError, match="not a pixelplayer checkpoint"):
+        load_model(bare)
+    unknown = tmp_path / "unknown.pt"
+    torch.save({"model": "no-such-net", "kwargs": {}, "state_dict": {}}, unknown)
+    with pytest.raises(PixelPlayerError, match="known models: .*pixelplayer"):
+        load_model(unknown)
+    assert "pixelplayer" in known_models()
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"model": "pixelplayer", "kwargs": SMALL, "state_dict": {"x": torch.ones(1)}}, wrong)
+    with pytest.raises(PixelPlayerError, match="do not fit.*missing.*unexpected 1: x"):
+        load_model(wrong)
+
+
+def test_save_refuses_data_that_would_not_load_safely(tmp_path):
+    model = InnerProd(4)
+    with pytest.raises(TypeError, match="float64"):
+        save_checkpoint(tmp_path / "m.pt", model, "x", {}, score=np.float64(1.0))
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- the composed network ----------------------------------------------------------------------
+
+
+def test_pixelplayer_forward_shapes_and_gradients_reach_every_part():
+    torch.manual_seed(4)
+    model = PixelPlayer(**SMALL).train()
+    mix = torch.rand(2, 1, 64, 32)  # (B, 1, F, T)
+    frames = torch.randn(2, 2, 3, 2, 64, 64)  # (B, N, 3, T_f, H, W)
+    logits = model(mix, frames)
+    assert logits.shape == (2, 2, 64, 32)
+    target = (torch.rand_like(logits) > 0.5).float()
+    torch.nn.functional.binary_cross_entropy_with_logits(logits, target).backward()
+    for part in (model.frame_net, model.sound_net, model.synth):
+        grads = [p.grad for p in part.parameters()]
+        assert all(g is not None for g in grads)
+        assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_pixel_logits_are_consistent_with_the_pooled_ones():
+    torch.manual_seed(5)
+    model = PixelPlayer(**SMALL).eval()
+    mix, frames = torch.rand(1, 1, 64, 32), torch.randn(1, 3, 2, 64, 64)
+    with torch.no_grad():
+        sound = model.sound_features(mix)  # (B, K, F, T)
+        pix = model.pixel_features(frames)  # (B, K, h, w)
+        assert pix.shape == (1, 16, 4, 4)
+        # the clip vector is the spatial max of the pixel vectors
+        assert torch.allclose(model.frame_features(frames), pix.flatten(2).amax(2), atol=1e-6)
+        per_pixel = model.pixel_logits(mix, frames, sound=sound)  # (B, h, w, F, T)
+        assert per_pixel.shape == (1, 4, 4, 64, 32)
+        pooled = model.synth(pix[:, :, 1, 2], sound)
+        assert torch.allclose(per_pixel[:, 1, 2], pooled[:, 0], atol=1e-5)
+
+
+def test_pixelplayer_rejects_conflicting_k():
+    with pytest.raises(ValueError, match="disagrees"):
+        PixelPlayer(frame={"k": 8}, k=16)
