@@ -65,6 +65,19 @@ def _check_keys(given: dict, cls, where: str) -> None:
         )
 
 
+def _coerce(cls, values: dict) -> dict:
+    """Numbers written as strings ('1e-3' is a string to YAML 1.1) become floats."""
+    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    out = dict(values)
+    for key, value in values.items():
+        if isinstance(value, str) and types[key].startswith("float"):
+            try:
+                out[key] = float(value)
+            except ValueError as exc:
+                raise PixelPlayerError(f"config key {key}: {value!r} is not a number") from exc
+    return out
+
+
 def from_dict(data: dict) -> Config:
     data = dict(data or {})
     _check_keys(data, Config, "")
@@ -75,7 +88,7 @@ def from_dict(data: dict) -> Config:
                 raise PixelPlayerError(f"config section {name!r} must be a mapping")
             _check_keys(value, SECTIONS[name], f"{name}.")
             try:
-                kwargs[name] = SECTIONS[name](**value)
+                kwargs[name] = SECTIONS[name](**_coerce(SECTIONS[name], value))
             except (TypeError, ValueError) as exc:
                 raise PixelPlayerError(f"config section {name!r}: {exc}") from exc
         else:

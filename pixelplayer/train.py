@@ -89,7 +89,26 @@ def validate(separator: MaskModelSeparator, loader: DataLoader) -> dict[str, flo
         m = bss_eval(batch["audios"], est)
         for k in scores:
             scores[k].append(np.asarray(m[k]).reshape(-1))
-    return {k: float(np.nanmean(np.concatenate(v))) for k, v in scores.items()}
+    values = {k: np.concatenate(v) for k, v in scores.items()}
+    ok = np.isfinite(values["sdr"])
+    if not ok.any():  # e.g. every estimate silent early in training
+        return {k: -math.inf for k in values}
+    return {k: float(np.mean(v[ok])) for k, v in values.items()}
+
+
+# what may change when a run is resumed: how long it goes on, not what it trains
+RESUMABLE = {"epochs", "max_minutes", "workers"}
+
+
+def _config_changes(new: Config, old: Config) -> list[str]:
+    a, b = new.to_dict(), old.to_dict()
+    changed = []
+    for key in a:
+        if isinstance(a[key], dict) and isinstance(b.get(key), dict) and key != "model_kwargs":
+            changed += [f"{key}.{k}" for k in a[key] if a[key][k] != b[key].get(k)]
+        elif a[key] != b.get(key):
+            changed.append(key)
+    return changed
 
 
 def _prepare_run(cfg: Config | None, out: Path) -> tuple[Config, bool]:
@@ -97,12 +116,17 @@ def _prepare_run(cfg: Config | None, out: Path) -> tuple[Config, bool]:
     stored = out / "config.yaml"
     if stored.is_file():
         old = load_config(stored)
-        if cfg is not None and cfg.to_dict() != old.to_dict():
-            changed = [k for k in cfg.to_dict() if cfg.to_dict()[k] != old.to_dict()[k]]
-            raise PixelPlayerError(
-                f"{out} holds a run with another configuration (differs in: "
-                f"{', '.join(changed)}); choose a new --out, or omit --config to resume it"
-            )
+        if cfg is not None:
+            changed = _config_changes(cfg, old)
+            fixed = [k for k in changed if k.split(".")[-1] not in RESUMABLE]
+            if fixed:
+                raise PixelPlayerError(
+                    f"{out} holds a run with another configuration (differs in: "
+                    f"{', '.join(fixed)}); choose a new --out, or resume it with its own config"
+                )
+            if changed:  # a longer budget for the same run
+                save_config(cfg, stored)
+                old = cfg
         return old, (out / "last.pt").is_file()
     if cfg is None:
         raise PixelPlayerError(f"{out} holds no run; give --config to start one")
@@ -231,7 +255,7 @@ def train(
             separator = MaskModelSeparator(model, cfg.spec, t.mask_threshold, dev)
             val = validate(separator, val_loader)
             row.update({f"val_{k}": v for k, v in val.items()})
-            if val["sdr"] > state["best_sdr"]:
+            if val["sdr"] > state["best_sdr"] or not (out / "best.pt").is_file():
                 state["best_sdr"] = val["sdr"]
                 save("best.pt")
         save("last.pt")

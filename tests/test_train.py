@@ -1,0 +1,173 @@
+"""Training, resume and evaluation end to end on a tiny generated dataset."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from pixelplayer.cli import main
+from pixelplayer.config import load_config
+from pixelplayer.errors import PixelPlayerError
+from pixelplayer.models.registry import load_checkpoint
+
+TINY = [
+    "model_kwargs={k: 8, frame: {width: 8}, sound: {ngf: 4, levels: 5}}",
+    "sample.audio_len=8191",
+    "sample.frame_size=32",
+    "sample.stride_frames=4",
+    "train.batch_size=4",
+    "train.epoch_size=8",
+    "train.epochs=2",
+    "train.val_mixtures=4",
+    "train.workers=0",
+    "train.max_minutes=null",
+]
+
+
+def _args(*pairs):
+    return [a for p in pairs for a in ("--set", p)]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    synth = ["data", "synth", str(root / "synth"), "--classes", "violin,drums,flute"]
+    assert main([*synth, "--clips", "4", "--seconds", "3", "--size", "64", "--workers", "1"]) == 0
+    prep = ["data", "prepare", str(root / "synth" / "videos"), str(root / "prepared")]
+    assert main([*prep, "--workers", "1", "--short-side", "64", "--split", "0.5,0.25,0.25"]) == 0
+    return root / "prepared"
+
+
+def _train(prepared, out, *extra):
+    cfg = ["--config", "configs/pixelplayer-cpu.yaml"]
+    return main(
+        [
+            "train",
+            *cfg,
+            "--data",
+            str(prepared),
+            "--out",
+            str(out),
+            "--no-progress",
+            *_args(*TINY, *extra),
+        ]
+    )
+
+
+def _history(out):
+    with open(out / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_run_folder_and_resumes(prepared, tmp_path):
+    out = tmp_path / "run"
+    assert _train(prepared, out) == 0
+    for name in ("config.yaml", "last.pt", "best.pt", "history.csv", "val_mixtures.json"):
+        assert (out / name).is_file(), name
+    rows = _history(out)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(r["val_sdr"] != "" for r in rows)
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["model"] == "pixelplayer" and ckpt["train_state"]["epoch"] == 2
+    # more epochs on the same folder continue from the checkpoint, not from scratch
+    assert _train(prepared, out, "train.epochs=3") == 0
+    assert [int(r["epoch"]) for r in _history(out)] == [1, 2, 3]
+
+
+def test_other_config_on_existing_run_is_refused(prepared, tmp_path):
+    out = tmp_path / "run"
+    assert _train(prepared, out, "train.epochs=1") == 0
+    with pytest.raises(PixelPlayerError, match="another configuration"):
+        from pixelplayer.train import train
+
+        train(
+            load_config("configs/pixelplayer-cpu.yaml", [*TINY, "spec.mask=ratio"]),
+            prepared,
+            out,
+            progress=False,
+        )
+
+
+def test_unknown_config_key_names_valid_keys(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  batchsize: 3\n")
+    with pytest.raises(PixelPlayerError, match="batch_size"):
+        load_config(bad)
+
+
+def test_eval_scores_model_and_oracles_on_a_fixed_list(prepared, tmp_path):
+    out = tmp_path / "run"
+    assert _train(prepared, out, "train.epochs=1") == 0
+    args = ["eval", str(out), "--data", str(prepared), "--n", "6", "--no-progress"]
+    assert main(args) == 0
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    results = metrics["results"]
+    assert set(results) == {"pixelplayer (run)", "ibm", "irm", "mixture"}
+    for r in results.values():
+        assert r["count"] + sum(r["unscored"].values()) == 6
+    # the oracles bound the problem: the ideal masks beat the mixture by far
+    assert results["ibm"]["mean"]["sdr"] > results["mixture"]["mean"]["sdr"] + 5
+    assert abs(results["mixture"]["mean"]["nsdr"]) < 1e-6
+    lists = list((prepared / "mixtures").glob("*.json"))
+    assert len(lists) == 1
+    before = lists[0].read_text()
+    assert main(args) == 0
+    assert lists[0].read_text() == before  # reused, not redrawn
+    assert (out / "eval" / "metrics.md").read_text().count("|") > 20
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume(prepared, tmp_path):
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pixelplayer",
+        "train",
+        "--config",
+        "configs/pixelplayer-cpu.yaml",
+        "--data",
+        str(prepared),
+        "--out",
+        str(out),
+        "--no-progress",
+        *_args(*TINY, "train.epochs=1000"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "history.csv").is_file():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (out / "last.pt").is_file(), proc.stderr.read().decode()
+    done = load_checkpoint(out / "last.pt")["train_state"]["epoch"]
+    assert done >= 1
+    target = done + 2
+    # resume with the stored config, only raising the epoch budget
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(prepared),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--set",
+                f"train.epochs={target}",
+            ]
+        )
+        == 0
+    )
+    epochs = [int(r["epoch"]) for r in _history(out)]
+    assert epochs[-1] == target
+    assert epochs == sorted(set(epochs))  # no epoch repeated or lost
+    assert torch.load(out / "last.pt", weights_only=True)["train_state"]["epoch"] == target
