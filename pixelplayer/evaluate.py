@@ -88,11 +88,26 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-mix", type=int, default=2, help="sources per mixture (2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the mixture list (0)")
     p.add_argument("--checkpoint", default="best.pt", help="checkpoint in the run (best.pt)")
+    p.add_argument(
+        "--threshold",
+        default="config",
+        help="binary masks: threshold on the predicted probability, or 'none' for soft masks "
+        "(default: the run's train.mask_threshold)",
+    )
     p.add_argument("--out", help="where to write metrics (default: RUN/eval)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
+
+
+def _threshold(text: str) -> float | None | str:
+    if text in ("config", "none"):
+        return None if text == "none" else text
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise PixelPlayerError(f"--threshold {text!r}: give a number, 'none' or 'config'") from exc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         if name == "model":
             model_name = f"{cfg.model} ({Path(args.run).name})"
             separators[model_name] = MaskModelSeparator.from_run(
-                args.run, args.checkpoint, device=args.device
+                args.run, args.checkpoint, device=args.device, threshold=_threshold(args.threshold)
             )
         else:
             separators[name] = ORACLES[name]

@@ -284,3 +284,26 @@ def test_pixel_logits_are_consistent_with_the_pooled_ones():
 def test_pixelplayer_rejects_conflicting_k():
     with pytest.raises(ValueError, match="disagrees"):
         PixelPlayer(frame={"k": 8}, k=16)
+
+
+def test_unet_init_choices():
+    ref = UNet(k=4, ngf=4, levels=3)
+    kaiming = UNet(k=4, ngf=4, levels=3, init="kaiming")
+    # the reference init is tiny; PyTorch's default is on the scale of 1/sqrt(fan_in)
+    assert ref.bn0.num_features == 1
+    first = "unet_block.model.0.weight"
+    assert ref.state_dict()[first].std() < 0.01 < kaiming.state_dict()[first].std()
+    with pytest.raises(ValueError, match="init"):
+        UNet(init="zeros")
+
+
+def test_log_floor_sets_the_input_range():
+    mag = torch.zeros(1, 1, 16, 16)
+    mag[..., 8:, :] = 1.0
+    seen = {}
+    for floor in (1e-10, 1e-3):
+        model = PixelPlayer(frame={"width": 8}, sound={"ngf": 4, "levels": 3}, k=4, log_floor=floor)
+        model.sound_net.bn0.register_forward_hook(lambda m, i, o, f=floor: seen.update({f: i[0]}))
+        model.sound_features(mag)
+    assert seen[1e-10].min() == pytest.approx(np.log(1e-10), rel=1e-4)
+    assert seen[1e-3].min() == pytest.approx(np.log(1e-3), rel=1e-4)

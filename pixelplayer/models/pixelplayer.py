@@ -16,15 +16,17 @@ from pixelplayer.models.registry import register
 from pixelplayer.models.sound import UNet
 from pixelplayer.models.synthesizer import InnerProd
 
-LOG_EPS = 1e-10  # the reference adds this to the magnitude before the log
 
 
 @register("pixelplayer")
 class PixelPlayer(nn.Module):
     """Mix-and-separate network.
 
-    frame: FrameNet kwargs (width, pretrained, pool). sound: UNet kwargs (ngf, levels).
+    frame: FrameNet kwargs (width, pretrained, pool). sound: UNet kwargs (ngf, levels, init).
     k: the shared feature size K (may be repeated inside frame/sound but must then agree).
+    log_floor: added to the magnitude before the log. The reference's 1e-10 suits recordings
+    with a noise floor; on audio with digital silence it puts the silent bins at -23 while the
+    sound sits near 0, and the input BatchNorm then spends its range on silence.
     """
 
     def __init__(
@@ -32,8 +34,10 @@ class PixelPlayer(nn.Module):
         frame: dict[str, Any] | None = None,
         sound: dict[str, Any] | None = None,
         k: int = 32,
+        log_floor: float = 1e-10,
     ):
         super().__init__()
+        self.log_floor = log_floor
         frame, sound = dict(frame or {}), dict(sound or {})
         for part, cfg in (("frame", frame), ("sound", sound)):
             if cfg.setdefault("k", k) != k:
@@ -45,7 +49,7 @@ class PixelPlayer(nn.Module):
 
     def sound_features(self, mix_mag: torch.Tensor) -> torch.Tensor:
         """Linear magnitude (B, 1, F, T), already in the net's frequency layout -> (B, K, F, T)."""
-        return self.sound_net(torch.log(mix_mag + LOG_EPS))
+        return self.sound_net(torch.log(mix_mag + self.log_floor))
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         """One video per item (B, 3, T_f, H, W) -> pooled, sigmoid-activated (B, K)."""

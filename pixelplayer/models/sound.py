@@ -71,9 +71,11 @@ class UNet(nn.Module):
     2**levels (256x256 -> 2x2 at the bottom for levels=7).
 
     k: output channels K. ngf: base width. levels: number of down/up steps (>= 2).
+    init: "reference" (conv weights N(0, 1e-3), as the reference code) or "kaiming" (PyTorch's
+    default), which starts the outermost layers, that have no BatchNorm, at a useful scale.
     """
 
-    def __init__(self, k: int = 32, ngf: int = 64, levels: int = 7):
+    def __init__(self, k: int = 32, ngf: int = 64, levels: int = 7, init: str = "reference"):
         super().__init__()
         if levels < 2:
             raise ValueError(f"levels must be >= 2, got {levels}")
@@ -85,7 +87,10 @@ class UNet(nn.Module):
         block = UnetBlock(k, inner[0], input_nc=1, submodule=block, outermost=True)
         self.bn0 = nn.BatchNorm2d(1)
         self.unet_block = block
-        self.reset_parameters()
+        if init not in ("reference", "kaiming"):
+            raise ValueError(f"init must be 'reference' or 'kaiming', not {init!r}")
+        if init == "reference":
+            self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """The reference ModelBuilder.weights_init: conv N(0, 1e-3), BN weight N(1, 0.02)."""
