@@ -50,13 +50,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0, help="training budget per model")
     parser.add_argument("--n", type=int, default=300, help="test mixtures")
     parser.add_argument("--table1", action="store_true", help="the mask / frequency variants")
+    parser.add_argument("--run", default="run-cpu", help="run folder name under --work")
     args = parser.parse_args()
     work = Path(args.work)
     prepared = ensure_data(work)
     variants = TABLE1 if args.table1 else {"cpu preset": []}
     rows = []
     for name, overrides in variants.items():
-        run = work / ("table1-" + name.replace(", ", "-") if args.table1 else "run-cpu")
+        run = work / ("table1-" + name.replace(", ", "-") if args.table1 else args.run)
         results = train_and_eval(prepared, run, args.minutes, overrides, args.n)
         model = next(v for k, v in results.items() if k.startswith("pixelplayer"))
         rows.append((name, model, results["ibm"], results["irm"]))
