@@ -17,7 +17,6 @@ from pixelplayer.models.sound import UNet
 from pixelplayer.models.synthesizer import InnerProd
 
 
-
 @register("pixelplayer")
 class PixelPlayer(nn.Module):
     """Mix-and-separate network.
