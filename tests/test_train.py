@@ -44,20 +44,22 @@ def prepared(tmp_path_factory):
     return root / "prepared"
 
 
+def _train_argv(prepared, out, *sets, config="configs/pixelplayer-cpu.yaml"):
+    cfg = ["--config", config] if config else []
+    return [
+        "train",
+        *cfg,
+        "--data",
+        str(prepared),
+        "--out",
+        str(out),
+        "--no-progress",
+        *_args(*sets),
+    ]
+
+
 def _train(prepared, out, *extra):
-    cfg = ["--config", "configs/pixelplayer-cpu.yaml"]
-    return main(
-        [
-            "train",
-            *cfg,
-            "--data",
-            str(prepared),
-            "--out",
-            str(out),
-            "--no-progress",
-            *_args(*TINY, *extra),
-        ]
-    )
+    return main(_train_argv(prepared, out, *TINY, *extra))
 
 
 def _history(out):
@@ -125,20 +127,8 @@ def test_eval_scores_model_and_oracles_on_a_fixed_list(prepared, tmp_path):
 @pytest.mark.slow
 def test_kill_9_then_resume(prepared, tmp_path):
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pixelplayer",
-        "train",
-        "--config",
-        "configs/pixelplayer-cpu.yaml",
-        "--data",
-        str(prepared),
-        "--out",
-        str(out),
-        "--no-progress",
-        *_args(*TINY, "train.epochs=1000"),
-    ]
+    argv = _train_argv(prepared, out, *TINY, "train.epochs=1000")
+    cmd = [sys.executable, "-m", "pixelplayer", *argv]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -152,21 +142,7 @@ def test_kill_9_then_resume(prepared, tmp_path):
     assert done >= 1
     target = done + 2
     # resume with the stored config, only raising the epoch budget
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(prepared),
-                "--out",
-                str(out),
-                "--no-progress",
-                "--set",
-                f"train.epochs={target}",
-            ]
-        )
-        == 0
-    )
+    assert main(_train_argv(prepared, out, f"train.epochs={target}", config=None)) == 0
     epochs = [int(r["epoch"]) for r in _history(out)]
     assert epochs[-1] == target
     assert epochs == sorted(set(epochs))  # no epoch repeated or lost
