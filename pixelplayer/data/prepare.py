@@ -573,31 +573,21 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.from_index and args.videos:
         raise PixelPlayerError("give either VIDEOS or --from-index, not both")
+    # what both ways of preparing share
+    common = dict(
+        fps=args.fps,
+        min_seconds=args.min_seconds,
+        split=args.split,
+        seed=args.seed,
+        workers=args.workers,
+    )
     if args.from_index:
-        report = prepare_from_index(
-            args.from_index,
-            args.out,
-            fps=args.fps,
-            min_seconds=args.min_seconds,
-            split=args.split,
-            seed=args.seed,
-            workers=args.workers,
-        )
+        report = prepare_from_index(args.from_index, args.out, **common)
         print(f"indexed {report.prepared} clips from {args.from_index} into {report.out_dir}")
     else:
         if not args.videos:
             raise PixelPlayerError("give VIDEOS (a folder of videos) and OUT, or --from-index")
-        report = prepare(
-            args.videos,
-            args.out,
-            fps=args.fps,
-            sr=args.sr,
-            short_side=args.short_side,
-            min_seconds=args.min_seconds,
-            split=args.split,
-            seed=args.seed,
-            workers=args.workers,
-        )
+        report = prepare(args.videos, args.out, sr=args.sr, short_side=args.short_side, **common)
         print(
             f"prepared {report.prepared} videos, skipped {report.skipped} already done "
             f"({report.seconds:.1f} s) into {report.out_dir}"
