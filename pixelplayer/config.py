@@ -35,7 +35,7 @@ class OptimConfig:
     mask_threshold: float | None = 0.5  # binary masks are thresholded when separating
     workers: int | None = None  # DataLoader workers; None = min(4, cores - 1)
     seed: int = 0
-    amp: bool = True  # mixed precision, CUDA only
+    amp: bool = True  # mixed precision: float16 on CUDA, bfloat16 on CPUs with native bf16
     grad_clip: float | None = None
 
 

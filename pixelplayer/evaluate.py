@@ -13,14 +13,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from pixelplayer.config import Config, load_config
-from pixelplayer.data.dataset import MixDataset, SampleConfig, fixed_mixtures
+from pixelplayer.data.dataset import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MixDataset,
+    SampleConfig,
+    fixed_mixtures,
+)
 from pixelplayer.data.index import read_index, resolve_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.metrics import aggregate, score_batch
+from pixelplayer.mixsep import masks_to_waves, targets
+from pixelplayer.page import EvalItem, write_eval_page
 from pixelplayer.separators import ORACLE_TITLES, ORACLES, MaskModelSeparator, Separator
 
 METRICS = ("sdr", "sir", "sar", "nsdr")
@@ -66,6 +74,49 @@ def format_table(results: dict[str, dict], titles: dict[str, str] | None = None)
     return "\n".join(lines)
 
 
+def write_html(
+    out: Path,
+    separator: MaskModelSeparator,
+    dataset: MixDataset,
+    n: int,
+    title: str,
+    batch_size: int = 16,
+) -> Path:
+    """The validation page of Sound of Pixels for the first `n` mixtures of `dataset`."""
+    items: list[EvalItem] = []
+    for batch in DataLoader(Subset(dataset, range(min(n, len(dataset)))), batch_size=batch_size):
+        items += _page_items(separator, batch, dataset, first=len(items))
+    return write_eval_page(out, items, separator.spec, title)
+
+
+def _page_items(
+    separator: MaskModelSeparator, batch: dict, dataset: MixDataset, first: int
+) -> list[EvalItem]:
+    masks, spec = separator.masks(batch)
+    mix_mag = separator.spec.to_net(spec.abs().unsqueeze(1))
+    gt_masks, _ = targets(batch["audios"].to(spec.device), mix_mag, separator.spec)
+    est = masks_to_waves(masks, spec, batch["mix"].shape[-1], separator.spec).cpu()
+    scores = score_batch(batch["audios"], est, batch["mix"])
+    # ImageNet-normalised (B, N, 3, T, H, W) back to (B, N, T, H, W, 3) pixels
+    frames = batch["frames"].permute(0, 1, 3, 4, 5, 2).numpy() * IMAGENET_STD + IMAGENET_MEAN
+    frames = (frames.clip(0, 1) * 255).round().astype(np.uint8)
+    return [
+        EvalItem(
+            sr=dataset.cfg.sr,
+            mixture=batch["mix"][b].numpy(),
+            sources=batch["audios"][b].numpy(),
+            estimates=est[b].numpy(),
+            pred_masks=masks[b].cpu().numpy(),
+            gt_masks=gt_masks[b].cpu().numpy(),
+            frames=frames[b],
+            metrics={k: scores[k][b] for k in METRICS},
+            labels=[dataset.classes[c] for c in batch["classes"][b]],
+            name=" + ".join(dataset.mixture(first + b).videos),
+        )
+        for b in range(len(batch["mix"]))
+    ]
+
+
 def add_arguments(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
@@ -94,7 +145,23 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
         help="binary masks: threshold on the predicted probability, or 'none' for soft masks "
         "(default: the run's train.mask_threshold)",
     )
+    p.add_argument(
+        "--combine",
+        default="config",
+        choices=["config", "independent", "softmax"],
+        help="how the sources' logits become masks: a sigmoid each, or a softmax that shares "
+        "out every bin (default: the run's spec.combine)",
+    )
     p.add_argument("--out", help="where to write metrics (default: RUN/eval)")
+    p.add_argument(
+        "--html",
+        type=int,
+        nargs="?",
+        const=16,
+        metavar="N",
+        help="also write OUT/html/index.html: frames, audio, spectrograms, masks and scores of "
+        "the model on the first N mixtures (16)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true")
@@ -128,10 +195,17 @@ def run(args: argparse.Namespace) -> int:
         if name == "model":
             model_name = f"{cfg.model} ({Path(args.run).name})"
             separators[model_name] = MaskModelSeparator.from_run(
-                args.run, args.checkpoint, device=args.device, threshold=_threshold(args.threshold)
+                args.run,
+                args.checkpoint,
+                device=args.device,
+                threshold=_threshold(args.threshold),
+                combine=args.combine,
             )
         else:
             separators[name] = ORACLES[name]
+    model = next((s for s in separators.values() if isinstance(s, MaskModelSeparator)), None)
+    if args.html is not None and model is None:
+        raise PixelPlayerError("--html shows a model's masks: give a RUN and the model separator")
 
     index = resolve_index(args.data, args.split)
     sample = SampleConfig(**{**cfg.sample.__dict__, "num_mix": args.num_mix})
@@ -154,4 +228,8 @@ def run(args: argparse.Namespace) -> int:
             f"seed {args.seed}. Mean (median) in dB.\n\n{table}\n"
         )
         print(f"metrics written to {out}/metrics.json and metrics.md")
+        if args.html is not None:
+            title = f"{cfg.model} ({Path(args.run).name}) on {index}"
+            page = write_html(out / "html", model, dataset, args.html, title, args.batch_size)
+            print(f"validation page written to {page}")
     return 0

@@ -8,13 +8,15 @@ and, for oracles only, the true `audios` (B, N, L).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from pixelplayer import oracles
 from pixelplayer.errors import PixelPlayerError
-from pixelplayer.mixsep import SpecConfig, masks_to_waves, network_input
+from pixelplayer.mixsep import SpecConfig, logits_to_masks, masks_to_waves, network_input
+from pixelplayer.precision import amp_dtype, autocast, fast_layout
 
 Separator = Callable[[dict], torch.Tensor]
 
@@ -23,20 +25,25 @@ class MaskModelSeparator:
     """A mask-predicting model (PixelPlayer and kin) applied to the mixture spectrogram."""
 
     def __init__(
-        self, model: torch.nn.Module, spec: SpecConfig, threshold: float | None, device="cpu"
+        self,
+        model: torch.nn.Module,
+        spec: SpecConfig,
+        threshold: float | None,
+        device="cpu",
+        amp: bool = True,
     ):
         self.model, self.spec, self.threshold = model.eval(), spec, threshold
         self.device = torch.device(device)
+        self.dtype = amp_dtype(self.device, amp)
 
     @torch.no_grad()
     def masks(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (masks (B, N, R, T) in [0, 1] on the net layout, mixture spectrogram (B, F, T))."""
         mix = batch["mix"].to(self.device)
         spec, mag = network_input(mix, self.spec)
-        masks = torch.sigmoid(self.model(mag, batch["frames"].to(self.device)).float())
-        if self.spec.mask == "binary" and self.threshold is not None:
-            masks = (masks > self.threshold).float()
-        return masks, spec
+        with autocast(self.device, self.dtype):
+            logits = self.model(mag, batch["frames"].to(self.device))
+        return logits_to_masks(logits, self.spec, self.threshold), spec
 
     def __call__(self, batch: dict) -> torch.Tensor:
         masks, spec = self.masks(batch)
@@ -44,8 +51,14 @@ class MaskModelSeparator:
 
     @classmethod
     def from_run(
-        cls, run: str | Path, checkpoint: str = "best.pt", device=None, threshold="config"
+        cls,
+        run: str | Path,
+        checkpoint: str = "best.pt",
+        device=None,
+        threshold="config",
+        combine: str = "config",
     ) -> MaskModelSeparator:
+        """The model of a run folder; threshold and combine default to the run's config."""
         from pixelplayer.config import load_config
         from pixelplayer.models.registry import load_model
 
@@ -57,7 +70,8 @@ class MaskModelSeparator:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model, _ = load_model(path)
         thr = cfg.train.mask_threshold if threshold == "config" else threshold
-        return cls(model.to(device), cfg.spec, thr, device)
+        spec = cfg.spec if combine == "config" else replace(cfg.spec, combine=combine)
+        return cls(fast_layout(model.to(device)), spec, thr, device, cfg.train.amp)
 
 
 def _oracle(fn) -> Separator:

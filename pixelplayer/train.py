@@ -30,6 +30,7 @@ from pixelplayer.data.index import read_index, resolve_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.metrics import bss_eval
 from pixelplayer.models.registry import build, load_checkpoint, save_checkpoint
+from pixelplayer.precision import amp_dtype, autocast, fast_layout
 from pixelplayer.separators import MaskModelSeparator
 
 HISTORY_FIELDS = ["epoch", "step", "train_loss", "val_sdr", "val_sir", "val_sar", "lr", "minutes"]
@@ -169,11 +170,12 @@ def train(
     val_loader = DataLoader(val_set, batch_size=t.batch_size, **loader_kw)
 
     model, kwargs = build_model(cfg)
-    model.to(dev)
+    fast_layout(model.to(dev))
     optimizer = make_optimizer(model, cfg)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
-    use_amp = t.amp and dev.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    dtype = amp_dtype(dev, t.amp)
+    # float16 needs loss scaling against underflow; bfloat16 has float32's range
+    scaler = torch.amp.GradScaler(dev.type, enabled=dtype == torch.float16)
 
     state = {"epoch": 0, "step": 0, "best_sdr": -math.inf, "seconds": 0.0}
     if resuming:
@@ -218,7 +220,7 @@ def train(
         for batch in train_loader:
             mix, audios = batch["mix"].to(dev), batch["audios"].to(dev)
             frames = batch["frames"].to(dev, non_blocking=pin)
-            with torch.autocast(dev.type, enabled=use_amp):
+            with autocast(dev, dtype):
                 spec, mag = mixsep.network_input(mix, cfg.spec)
                 masks, weight = mixsep.targets(audios, mag, cfg.spec)
                 logits = model(mag, frames)
@@ -252,7 +254,7 @@ def train(
         }
         last = state["epoch"] >= t.epochs or state["seconds"] >= budget
         if state["epoch"] % t.val_every == 0 or last:
-            separator = MaskModelSeparator(model, cfg.spec, t.mask_threshold, dev)
+            separator = MaskModelSeparator(model, cfg.spec, t.mask_threshold, dev, t.amp)
             val = validate(separator, val_loader)
             row.update({f"val_{k}": v for k, v in val.items()})
             if val["sdr"] > state["best_sdr"] or not (out / "best.pt").is_file():

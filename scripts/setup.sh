@@ -10,6 +10,7 @@ need=()
 ldconfig -p 2>/dev/null | grep -q libfluidsynth.so.3 || need+=(libfluidsynth3)
 [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
 python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
+command -v chromium >/dev/null || need+=(chromium)  # the page tests open results in a real browser
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing Debian packages: ${need[*]}"
@@ -23,7 +24,7 @@ if ! $py -c "import torch" 2>/dev/null; then
   $py -m pip install -q --upgrade pip
   $py -m pip install -q torch==2.13.0
 fi
-if ! $py -c "import pixelplayer, pytest, ruff, mir_eval" 2>/dev/null \
+if ! $py -c "import pixelplayer, pytest, ruff, mir_eval, playwright" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.installed ]; then
   $py -m pip install -q -e ".[dev,tensorboard]"
   touch .venv/.installed
