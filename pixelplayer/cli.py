@@ -21,6 +21,7 @@ Typical flow:
   pixelplayer data prepare data/synth/videos data/prepared
   pixelplayer train --config configs/pixelplayer-cpu.yaml --data data/prepared --out runs/pp
   pixelplayer eval runs/pp --data data/prepared
+  pixelplayer separate video.mp4 --model runs/pp   # where each sound is, and what it sounds like
 """
 
 

@@ -32,6 +32,13 @@ RAMP = np.array(
     + [[250, 193, 39], [252, 255, 164]],
     np.float64,
 )
+LUT = (
+    np.stack(
+        [np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(RAMP)), c) for c in RAMP.T], axis=1
+    )
+    .round()
+    .astype(np.uint8)
+)  # (256, 3): the ramp for 8-bit levels
 
 # --- pictures ----------------------------------------------------------------------------------
 
@@ -43,9 +50,7 @@ def heatmap(
     bottom; `color` uses the dark-to-bright ramp, else grey levels."""
     v = np.clip(np.nan_to_num(np.asarray(values, np.float64)), 0.0, 1.0)[::-1]
     if color:
-        pos = np.linspace(0.0, 1.0, len(RAMP))
-        rgb = np.stack([np.interp(v, pos, RAMP[:, c]) for c in range(3)], axis=-1)
-        img = Image.fromarray(np.round(rgb).astype(np.uint8), "RGB")
+        img = Image.fromarray(LUT[np.round(v * 255).astype(np.int64)], "RGB")
     else:
         img = Image.fromarray(np.round(v * 255).astype(np.uint8), "L")
     return img.resize(size, Image.BILINEAR)

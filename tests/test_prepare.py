@@ -30,9 +30,9 @@ from pixelplayer.data.info import dataset_info
 from pixelplayer.data.prepare import split_clips, split_counts
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.video import probe, write_video
+from tests.conftest import REAL_DATA
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-FLUTE = REAL / "solo" / "flute_unRA0xR-XWc.mp4"
+FLUTE = REAL_DATA / "solo" / "flute_unRA0xR-XWc.mp4"
 CLASSES = ("accordion", "cello", "flute")
 SECONDS = 4.0
 # (input fps, audio rate, stereo) per clip index: every class gets every kind

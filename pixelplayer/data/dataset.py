@@ -169,8 +169,12 @@ def load_frames(clip: Clip, times: list[float], fps: float, size: int, rng=None)
         crop_rng = None if seed is None else np.random.default_rng(seed)
         img = load_frame(frame_path(clip.frames_dir, i), size, crop_rng)
         out.append(img[:, ::-1] if flip else img)
-    arr = (np.stack(out).astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return np.ascontiguousarray(arr.transpose(3, 0, 1, 2))
+    return np.ascontiguousarray(normalize_frames(np.stack(out)).transpose(3, 0, 1, 2))
+
+
+def normalize_frames(frames: np.ndarray) -> np.ndarray:
+    """(..., H, W, 3) uint8 RGB -> float32 of the same shape, ImageNet-normalised."""
+    return (frames.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
 
 
 class MixDataset(Dataset):

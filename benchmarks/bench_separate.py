@@ -1,0 +1,221 @@
+"""Speed and localization of `pixelplayer separate`.
+
+    python benchmarks/bench_separate.py [--work DIR] [--seconds 60] [--map-fps F|all]
+    python benchmarks/bench_separate.py --run RUN --duets DIR [--limit N]
+
+Speed (always): the paper-size PixelPlayer (configs/pixelplayer-paper.yaml, 41.6M parameters,
+random weights: speed does not depend on training) in a temporary run folder separates a
+synthetic 320x240, 25 fps video with a tone, `--sources 2`. Timed after start-up (model load
+and one warm-up call on a short clip). Target: under 0.15x real time (60 s in under 9 s) on two
+CPU cores. Another process's load slows it down: the load average is printed beside it.
+
+Localization (with --run and --duets; DIR made by `pixelplayer data synth OUT --duets N`):
+  accuracy  per sampled frame of every duet, the cells of the feature grid whose centre lies in
+            an instrument's box, and as many drawn from the rest (background and the silent
+            distractors). Each frame's energy map is divided by its total (loud and quiet
+            moments on one scale; silent frames are skipped), and one threshold for all duets,
+            the median of all sampled values (the classes are balanced, so the median is the
+            unbiased split), says "sounding". Target: >= 90 % right.
+  SDR gain  each instrument's sound = the cells in its (median over frames) box, their features
+            max-pooled (`separate_video(boxes=...)`), and, second line, the cell at the box's
+            centre (`points=...`); SDR of that against its stem minus the SDR of the mixture
+            against the stem (`metrics.score_batch`). Target: >= 4 dB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pixelplayer.audio import load_audio
+from pixelplayer.config import load_config, save_config
+from pixelplayer.metrics import score_batch
+from pixelplayer.models.registry import save_checkpoint
+from pixelplayer.separate import MAP_FPS, Separator
+from pixelplayer.train import build_model
+from pixelplayer.video import write_video
+
+PAPER = Path(__file__).resolve().parents[1] / "configs" / "pixelplayer-paper.yaml"
+
+
+# --- speed ------------------------------------------------------------------------------------
+
+
+def paper_run(folder: Path) -> Path:
+    """A run folder holding the paper-size model with random weights."""
+    cfg = load_config(PAPER)
+    model, kwargs = build_model(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, folder / "config.yaml")
+    save_checkpoint(folder / "best.pt", model, cfg.model, kwargs)
+    return folder
+
+
+def test_video(path: Path, seconds: float, size=(320, 240), fps: float = 25, sr: int = 44100):
+    """A square that swells with a 330 Hz tone's loudness on a still background, plus the tone."""
+    if path.is_file():
+        return path
+    w, h = size
+    n = int(round(seconds * fps))
+    t = np.arange(int(seconds * sr)) / sr
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 0.5 * t) ** 2
+    tone = 0.3 * env * (np.sin(2 * np.pi * 330 * t) + 0.5 * np.sin(2 * np.pi * 660 * t))
+    yy, xx = np.mgrid[0:h, 0:w]
+    background = np.stack([xx * 200 // w, yy * 200 // h, np.full_like(xx, 90)], -1)
+    frames = np.empty((n, h, w, 3), np.uint8)
+    for i in range(n):
+        frames[i] = background
+        r = int(30 + 20 * env[min(len(env) - 1, int(i / fps * sr))])
+        cx, cy = w // 3, h // 2
+        frames[i, cy - r : cy + r, cx - r : cx + r] = (240, 200, 40)
+    write_video(path, frames, fps, tone.astype(np.float32), sr)
+    return path
+
+
+def speed(work: Path, seconds: float, map_fps: float | None) -> None:
+    run = paper_run(work / "paper-run")
+    video = test_video(work / f"tone-{seconds:g}s.mp4", seconds)
+    warm = test_video(work / "tone-2s.mp4", 2.0)
+    start = time.perf_counter()
+    sep = Separator.from_run(run, device="cpu")
+    sep.separate_video(warm, sources=2, progress=False, map_fps=map_fps)
+    print(f"start-up (load + warm-up call): {time.perf_counter() - start:.1f} s")
+    load = os.getloadavg()[0]
+    wall, cpu = time.perf_counter(), time.process_time()
+    r = sep.separate_video(video, sources=2, progress=False, map_fps=map_fps)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(
+        f"separate: {r.duration:.1f} s of video in {wall:.1f} s of work "
+        f"({wall / r.duration:.3f} x real time; {cpu:.1f} s CPU; load before {load:.1f}; "
+        f"map_fps {map_fps}) -> target < 0.15 x: {'met' if wall < 0.15 * r.duration else 'NOT met'}"
+    )
+    wall = time.perf_counter()
+    r = sep.separate_video(video, sources=2, progress=False, map_fps=map_fps, out=work / "tone-out")
+    wall = time.perf_counter() - wall
+    print(
+        f"separate + files: {r.duration:.1f} s of video in {wall:.1f} s "
+        f"({wall / r.duration:.3f} x real time)"
+    )
+
+
+# --- localization -----------------------------------------------------------------------------
+
+
+def _inside(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(N, 2) points, (B, 4) boxes x0, y0, x1, y1 -> (N,) inside any box."""
+    if len(boxes) == 0:
+        return np.zeros(len(points), bool)
+    x, y = points[:, None, 0], points[:, None, 1]
+    b = boxes[None]
+    return ((x >= b[..., 0]) & (x < b[..., 2]) & (y >= b[..., 1]) & (y < b[..., 3])).any(1)
+
+
+def duet_samples(r, meta: dict, rng: np.random.Generator) -> tuple[list, list]:
+    """(energy shares, is instrument) of balanced cell samples from every sounding frame."""
+    boxes = [np.asarray(s["boxes"], float) for s in meta["sources"]]  # (T_meta, 4) each
+    centres = r.cell_centres().reshape(-1, 2)
+    totals = r.energy.reshape(len(r.energy), -1).sum(1)
+    values, truth = [], []
+    for t, time_s in enumerate(r.frame_times):
+        if totals[t] <= 1e-6 * totals.max():
+            continue  # a silent moment: nothing to localize
+        k = min(len(boxes[0]) - 1, int(round(time_s * meta["fps"])))
+        pos = _inside(centres, np.stack([b[k] for b in boxes]))
+        yes, no = np.flatnonzero(pos), np.flatnonzero(~pos)
+        n = min(len(yes), len(no))
+        if n == 0:
+            continue
+        share = r.energy[t].reshape(-1) / totals[t]
+        for cells, label in ((yes, True), (no, False)):
+            pick = rng.choice(cells, n, replace=False)
+            values.extend(share[pick])
+            truth.extend([label] * n)
+    return values, truth
+
+
+def localization(run: Path, duets: Path, limit: int | None, map_fps: float | None) -> None:
+    metas = sorted((duets / "meta").glob("*.json"))
+    metas = [m for m in metas if json.loads(m.read_text()).get("kind") == "duet"][:limit]
+    if not metas:
+        raise SystemExit(
+            f"{duets}: no duets (make them with `pixelplayer data synth OUT --duets N`)"
+        )
+    sep = Separator.from_run(run)
+    rng = np.random.default_rng(0)
+    values, truth = [], []
+    scores = {"box": [], "point": []}
+    for path in metas:
+        meta = json.loads(path.read_text())
+        boxes = [np.median(np.asarray(s["boxes"], float), axis=0) for s in meta["sources"]]
+        boxes = [tuple(int(round(v)) for v in b) for b in boxes]
+        points = [((b[0] + b[2]) // 2, (b[1] + b[3]) // 2) for b in boxes]
+        video = duets / meta["video"]
+        r = sep.separate_video(video, points=points, boxes=boxes, progress=False, map_fps=map_fps)
+        v, t = duet_samples(r, meta, rng)
+        values += v
+        truth += t
+        stems = [
+            load_audio(duets / s["stem"], sr=r.sr, allow_silent=True)[0] for s in meta["sources"]
+        ]
+        n = min(len(r.mixture), *(len(s) for s in stems))
+        ref = np.stack([s[:n] for s in stems])[None]  # (1, N, L)
+        for name, est in (("box", r.box_waves), ("point", r.point_waves)):
+            scores[name].append(score_batch(ref, est[None, :, :n], r.mixture[None, :n]))
+        gains = scores["box"][-1]["nsdr"][0]
+        print(
+            f"  {meta['id']} ({' + '.join(meta['classes'])}): SDR gain by box "
+            f"{', '.join(f'{x:.1f}' for x in gains)} dB; {len(r.source_waves)} sources found"
+        )
+    values, truth = np.array(values), np.array(truth)
+    thr = float(np.median(values))
+    acc = float(np.mean((values > thr) == truth))
+    print(
+        f"localization: {100 * acc:.1f} % of {len(values)} sampled cells right in {len(metas)} "
+        f"duets (instrument boxes vs background and distractors, one threshold = median energy "
+        f"share) -> target >= 90 %: {'met' if acc >= 0.9 else 'NOT met'}"
+    )
+    for name, how in (("box", "its box (cells max-pooled)"), ("point", "its box centre")):
+        sdr, mix, gain = (
+            np.concatenate([np.ravel(x[k]) for x in scores[name]])
+            for k in ("sdr", "sdr_mix", "nsdr")
+        )
+        ok = np.isfinite(gain)
+        mean = float(np.mean(gain[ok])) if ok.any() else float("nan")
+        print(
+            f"separation by {how}: SDR {np.mean(sdr[ok]):.2f} dB, mixture {np.mean(mix[ok]):.2f} "
+            f"dB, gain {mean:.2f} dB over {ok.sum()} instruments -> target >= 4 dB: "
+            f"{'met' if mean >= 4 else 'NOT met'}"
+        )
+
+
+def _map_fps(text: str) -> float | None:
+    return None if text == "all" else float(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", help="keeps the test videos and the run (default: a temp dir)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="test video length (60)")
+    parser.add_argument(
+        "--map-fps", type=_map_fps, default=MAP_FPS, help="as `separate --map-fps` (1)"
+    )
+    parser.add_argument("--run", type=Path, help="trained run for the localization figures")
+    parser.add_argument("--duets", type=Path, help="folder made by `pixelplayer data synth`")
+    parser.add_argument("--limit", type=int, help="use the first N duets only")
+    parser.add_argument("--no-speed", action="store_true", help="localization figures only")
+    args = parser.parse_args()
+    if not args.no_speed:
+        with tempfile.TemporaryDirectory() as tmp:
+            speed(Path(args.work or tmp), args.seconds, args.map_fps)
+    if args.run and args.duets:
+        localization(args.run, args.duets, args.limit, args.map_fps)
+
+
+if __name__ == "__main__":
+    main()
