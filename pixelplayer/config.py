@@ -29,6 +29,8 @@ class OptimConfig:
     epochs: int = 100
     epoch_size: int = 20000  # mixtures drawn per epoch
     lr_steps: list[int] = field(default_factory=lambda: [40, 80])  # epochs where lr *= 0.1
+    lr_decay_every: int = 0  # epochs; lr *= lr_decay after every this many (0 = never)
+    lr_decay: float = 0.94
     max_minutes: float | None = None  # stop (with a checkpoint) after this much training time
     val_mixtures: int = 128
     val_every: int = 1  # epochs

@@ -26,10 +26,18 @@ from pixelplayer.data.dataset import (
 )
 from pixelplayer.data.index import read_index, resolve_index
 from pixelplayer.errors import PixelPlayerError
-from pixelplayer.metrics import aggregate, score_batch
+from pixelplayer.metrics import aggregate, best_permutation, score_batch
 from pixelplayer.mixsep import masks_to_waves, targets
 from pixelplayer.page import EvalItem, write_eval_page
-from pixelplayer.separators import ORACLE_TITLES, ORACLES, MaskModelSeparator, Separator
+from pixelplayer.separators import (
+    BASELINE_TITLES,
+    ORACLE_TITLES,
+    ORACLES,
+    MaskModelSeparator,
+    Separator,
+    baseline,
+    run_separators,
+)
 
 METRICS = ("sdr", "sir", "sar", "nsdr")
 
@@ -54,11 +62,23 @@ def evaluate(
         for batch in loader:
             for name, separate in separators.items():
                 est = separate(batch)
+                if getattr(separate, "permutation_invariant", False):
+                    est = best_order(batch["audios"], est)
                 scores[name].append(score_batch(batch["audios"], est, batch["mix"]))
             classes.append(batch["classes"])
             bar.update(len(batch["mix"]))
     labels = np.array(dataset.classes)[torch.cat(classes).numpy()]  # (items, N)
     return {name: aggregate(s, classes=labels) for name, s in scores.items()}
+
+
+def best_order(ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
+    """(B, N, L) estimates reordered to the assignment to references (B, N, L) of best mean SDR.
+
+    For separators with `permutation_invariant = True`, whose outputs have no set order: the
+    papers scored unsupervised baselines so.
+    """
+    perm = torch.as_tensor(best_permutation(ref, est), device=est.device)  # (B, N)
+    return est[torch.arange(len(est), device=est.device)[:, None], perm]
 
 
 def format_table(results: dict[str, dict], titles: dict[str, str] | None = None) -> str:
@@ -133,7 +153,9 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--separator",
         default=None,
-        help="comma list of separators: model, ibm, irm, mixture (default: all that apply)",
+        help="comma list of separators: model (or a miml run's: miml, exemplar, ...), ibm, irm, "
+        "mixture, nmf-kmeans (default: the run's and the oracles; nmf-kmeans, slow, only when "
+        "named)",
     )
     p.add_argument("--n", type=int, default=300, help="number of test mixtures (300)")
     p.add_argument("--num-mix", type=int, default=2, help="sources per mixture (2)")
@@ -179,30 +201,37 @@ def _threshold(text: str) -> float | None | str:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(Path(args.run) / "config.yaml") if args.run else Config()
-    names = args.separator.split(",") if args.separator else (["model"] if args.run else [])
-    if not args.separator:
-        names += list(ORACLES)
-    unknown = [n for n in names if n != "model" and n not in ORACLES]
-    if unknown:
-        raise PixelPlayerError(
-            f"unknown separator {unknown[0]!r}; choose from model, {', '.join(ORACLES)}"
+    from_run = (
+        run_separators(
+            args.run,
+            cfg,
+            args.device,
+            checkpoint=args.checkpoint,
+            threshold=_threshold(args.threshold),
+            combine=args.combine,
         )
+        if args.run
+        else {}
+    )
+    # by default the run's separators and the oracles; baselines (slow) only when named
+    names = args.separator.split(",") if args.separator else [*from_run, *ORACLES]
     if "model" in names and not args.run:
         raise PixelPlayerError("the 'model' separator needs a RUN folder")
+    choices = [*from_run, *ORACLES, *BASELINE_TITLES]
+    unknown = [n for n in names if n not in choices]
+    if unknown:
+        options = ", ".join(choices)
+        raise PixelPlayerError(f"unknown separator {unknown[0]!r}; choose from {options}")
     separators: dict[str, Separator] = {}
-    titles = dict(ORACLE_TITLES)
+    titles = {**ORACLE_TITLES, **BASELINE_TITLES}
     for name in names:
-        if name == "model":
-            model_name = f"{cfg.model} ({Path(args.run).name})"
-            separators[model_name] = MaskModelSeparator.from_run(
-                args.run,
-                args.checkpoint,
-                device=args.device,
-                threshold=_threshold(args.threshold),
-                combine=args.combine,
-            )
-        else:
+        if name in from_run:  # one row per run separator, named after the run
+            label = cfg.model if name == "model" else name
+            separators[f"{label} ({Path(args.run).name})"] = from_run[name]()
+        elif name in ORACLES:
             separators[name] = ORACLES[name]
+        else:
+            separators[name] = baseline(name, cfg, args.device)
     model = next((s for s in separators.values() if isinstance(s, MaskModelSeparator)), None)
     if args.html is not None and model is None:
         raise PixelPlayerError("--html shows a model's masks: give a RUN and the model separator")

@@ -28,6 +28,7 @@ are NaN and `status` says why, so an evaluator can count them.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
@@ -58,6 +59,29 @@ def bss_eval(ref: Array, est: Array, filter_length: int = FILTER_LENGTH) -> dict
     NaN metrics.
     """
     return score_batch(ref, est, filter_length=filter_length)
+
+
+def best_permutation(ref: Array, est: Array, filter_length: int = FILTER_LENGTH) -> np.ndarray:
+    """Per item, the order of the estimates that maximises mean SDR: (B, N) int indices.
+
+    `est[b, perm[b]]` then pairs estimate perm[b, n] with reference n: the scoring of
+    separators whose outputs come in no particular order (unsupervised baselines). SDR of a
+    pair depends on that pair only, so the N cyclic shifts of the estimates (one batched
+    bss_eval) give the whole (N, N) SDR table, and all N! orders are read off it. Items that
+    cannot be scored keep the identity order.
+    """
+    ref, est = _as_array(ref), _as_array(est)
+    b, n, _ = ref.shape
+    shifts = [np.roll(est, -k, axis=1) for k in range(n)]  # shift k: est (i + k) % n vs ref i
+    sdr = bss_eval(np.concatenate([ref] * n), np.concatenate(shifts), filter_length)["sdr"]
+    table = np.empty((b, n, n))  # [b, ref i, est j]
+    rows = np.arange(n)
+    for k in range(n):
+        table[:, rows, (rows + k) % n] = sdr[k * b : (k + 1) * b]
+    orders = np.array(list(itertools.permutations(range(n))))  # (n!, n), identity first
+    mean = table[:, rows, orders].mean(axis=-1)  # (B, n!)
+    best = np.nan_to_num(mean, nan=-np.inf).argmax(axis=1)
+    return orders[best]
 
 
 def score_batch(

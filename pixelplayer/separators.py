@@ -2,7 +2,9 @@
 
 Learned models and oracles share one interface, so the evaluator scores them side by side:
 `separator(batch) -> (B, N, L)` where batch holds `mix` (B, L), `frames` (B, N, 3, T, H, W)
-and, for oracles only, the true `audios` (B, N, L).
+and, for oracles only, the true `audios` (B, N, L). A separator whose estimates come in no
+particular order (unsupervised baselines) sets `permutation_invariant = True`; the evaluator
+then pairs them with the references in the order that scores best.
 """
 
 from __future__ import annotations
@@ -93,3 +95,31 @@ ORACLE_TITLES = {
     "irm": "ideal ratio mask (oracle)",
     "mixture": "mixture (lower bound)",
 }
+
+
+# Baselines need no trained run; they are built on demand (the NMF one pulls in scikit-learn).
+BASELINE_TITLES = {"nmf-kmeans": "NMF + MFCC + k-means (Spiertz & Gnann)"}
+
+
+def baseline(name: str, cfg, device=None) -> Separator:
+    """The baseline `name` with the STFT (`cfg.spec`) and sample rate of a Config."""
+    if name == "nmf-kmeans":
+        from pixelplayer.baselines import NmfKmeansSeparator
+
+        return NmfKmeansSeparator(cfg.spec, sr=cfg.sample.sr, device=device)
+    raise PixelPlayerError(f"unknown baseline {name!r}; choose from {', '.join(BASELINE_TITLES)}")
+
+
+def run_separators(run: str | Path, cfg, device=None, **mask_options) -> dict[str, Callable]:
+    """What a run folder offers, by `--separator` name -> a zero-argument builder.
+
+    A mask model (PixelPlayer and kin) offers 'model', loaded only when built. A run of
+    `model: miml` offers the separators of `pixelplayer.miml.run_separators` ('miml',
+    'exemplar', ...): that module is imported only for such runs.
+    """
+    if cfg.model == "miml":
+        from pixelplayer import miml
+
+        found = miml.run_separators(Path(run), device)
+        return {name: (lambda sep=sep: sep) for name, sep in found.items()}
+    return {"model": lambda: MaskModelSeparator.from_run(run, device=device, **mask_options)}

@@ -64,7 +64,9 @@ def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer
 
 
 def lr_factor(epoch: int, cfg: Config) -> float:
-    return 0.1 ** sum(epoch >= s for s in cfg.train.lr_steps)
+    t = cfg.train
+    decay = t.lr_decay ** (epoch // t.lr_decay_every) if t.lr_decay_every else 1.0
+    return 0.1 ** sum(epoch >= s for s in t.lr_steps) * decay
 
 
 def build_model(cfg: Config) -> tuple[torch.nn.Module, dict]:
@@ -112,7 +114,7 @@ def _config_changes(new: Config, old: Config) -> list[str]:
     return changed
 
 
-def _prepare_run(cfg: Config | None, out: Path) -> tuple[Config, bool]:
+def prepare_run(cfg: Config | None, out: Path) -> tuple[Config, bool]:
     """Create or reopen the run folder; returns (config, resuming)."""
     stored = out / "config.yaml"
     if stored.is_file():
@@ -145,7 +147,13 @@ def train(
 ) -> dict:
     """Train (or resume) the run in `out` on the prepared data; returns the final summary."""
     out = Path(out)
-    cfg, resuming = _prepare_run(cfg, out)
+    stored = out / "config.yaml"
+    model = cfg.model if cfg is not None else load_config(stored).model if stored.is_file() else ""
+    if model == "miml":  # AV-MIML learns NMF bases, not masks: its own loop
+        from pixelplayer.miml import train_miml
+
+        return train_miml(cfg, data, out, device, progress)
+    cfg, resuming = prepare_run(cfg, out)
     t = cfg.train
     dev = pick_device(device)
     torch.manual_seed(t.seed)
@@ -261,7 +269,7 @@ def train(
                 state["best_sdr"] = val["sdr"]
                 save("best.pt")
         save("last.pt")
-        _log(out / "history.csv", row, writer)
+        log_history(out / "history.csv", row, writer=writer)
         print(
             f"epoch {row['epoch']}: loss {row['train_loss']:.4f}"
             + (f", val SDR {row['val_sdr']:.2f} dB" if "val_sdr" in row else "")
@@ -280,13 +288,14 @@ def _tensorboard(path: Path):
     return SummaryWriter(str(path))
 
 
-def _log(path: Path, row: dict, writer) -> None:
+def log_history(path: Path, row: dict, fields: list[str] = HISTORY_FIELDS, writer=None) -> None:
+    """Append one epoch's row to history.csv (header first), and to TensorBoard when given."""
     new = not path.is_file()
     with path.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        w = csv.DictWriter(f, fieldnames=fields)
         if new:
             w.writeheader()
-        w.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
+        w.writerow({k: row.get(k, "") for k in fields})
     if writer is not None:
         for k, v in row.items():
             if k not in ("epoch", "step"):
@@ -305,6 +314,11 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--config", help="YAML preset, e.g. configs/pixelplayer-cpu.yaml")
+    p.add_argument(
+        "--model",
+        choices=sorted(MODEL_PRESETS),
+        help="use this model's preset when --config is not given (miml: configs/miml.yaml)",
+    )
     p.add_argument("--data", required=True, help="prepared folder (with train.csv, val.csv)")
     p.add_argument("--out", required=True, help="run folder (created, or resumed)")
     p.add_argument(
@@ -320,8 +334,14 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+MODEL_PRESETS = {"miml": "miml.yaml", "pixelplayer": "pixelplayer-cpu.yaml"}
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = list(args.set)
+    if args.model and not args.config and not (Path(args.out) / "config.yaml").is_file():
+        args.config = str(CONFIG_DIR / MODEL_PRESETS[args.model])
     if args.frame_weights:
         overrides.append(f"frame_weights={args.frame_weights}")
     cfg = None
@@ -331,5 +351,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             cfg = load_config(args.config, overrides)
     summary = train(cfg, args.data, args.out, device=args.device, progress=not args.no_progress)
-    print(f"run folder: {summary['out']} (best validation SDR {summary['best_sdr']:.2f} dB)")
+    if math.isnan(summary["best_sdr"]):  # AV-MIML has no validation separation
+        print(f"run folder: {summary['out']}")
+    else:
+        print(f"run folder: {summary['out']} (best validation SDR {summary['best_sdr']:.2f} dB)")
     return 0
