@@ -42,9 +42,11 @@ from pixelplayer.separators import (
 METRICS = ("sdr", "sir", "sar", "nsdr")
 
 
-def mixture_list_path(index: Path, n: int, num_mix: int, seed: int) -> Path:
-    """Beside the index, so every run evaluated on this data shares the list."""
-    return index.parent / "mixtures" / f"{index.stem}-{num_mix}mix-{n}-seed{seed}.json"
+def mixture_list_path(index: Path, n: int, num_mix: int, seed: int, audio_len: int) -> Path:
+    """Beside the index, so every run evaluated on this data shares the list. The window
+    length is part of the name: windows are drawn to fit inside their clips."""
+    name = f"{index.stem}-{num_mix}mix-{n}-seed{seed}-{audio_len}.json"
+    return index.parent / "mixtures" / name
 
 
 def evaluate(
@@ -239,9 +241,8 @@ def run(args: argparse.Namespace) -> int:
     index = resolve_index(args.data, args.split)
     sample = SampleConfig(**{**cfg.sample.__dict__, "num_mix": args.num_mix})
     clips = read_index(index)
-    mixtures = fixed_mixtures(
-        clips, sample, args.n, args.seed, mixture_list_path(index, args.n, args.num_mix, args.seed)
-    )
+    path = mixture_list_path(index, args.n, args.num_mix, args.seed, sample.audio_len)
+    mixtures = fixed_mixtures(clips, sample, args.n, args.seed, path)
     dataset = MixDataset(clips, sample, mixtures=mixtures, train=False)
     results = evaluate(separators, dataset, args.batch_size, progress=not args.no_progress)
 

@@ -72,6 +72,26 @@ def test_framenet_maps_224_to_14_and_pools_into_unit_interval(paper):
     assert paper.frame_net.features[7][1].conv1.dilation == (2, 2)
 
 
+def test_framenet_with_fewer_stages_has_a_bounded_receptive_field():
+    torch.manual_seed(0)
+    net = FrameNet(k=8, width=8, stages=2).eval()
+    assert net.forward_pixels(torch.randn(1, 3, 1, 224, 224)).shape == (1, 8, 1, 28, 28)
+    # a change in the far corner must not reach a cell at the other side (99 px field)
+    x = torch.randn(1, 3, 1, 224, 224)
+    y = x.clone()
+    y[..., 180:, 180:] += 5.0
+    with torch.no_grad():
+        a, b = net.forward_pixels(x), net.forward_pixels(y)
+    assert torch.equal(a[..., :8, :8], b[..., :8, :8])
+    assert not torch.equal(a[..., -4:, -4:], b[..., -4:, -4:])
+    full = FrameNet(k=8, width=8).eval()
+    with torch.no_grad():
+        c, d = full.forward_pixels(x), full.forward_pixels(y)
+    assert not torch.equal(c[..., :2, :2], d[..., :2, :2])  # the paper's net sees everything
+    with pytest.raises(ValueError, match="stages"):
+        FrameNet(stages=5)
+
+
 @pytest.mark.parametrize("shape", [(256, 256), (256, 128)])
 def test_unet_output_matches_input_resolution(shape):
     net = UNet(k=32, ngf=8, levels=7).eval()

@@ -7,12 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 
 from pixelplayer.cli import main
 from pixelplayer.config import load_config
+from pixelplayer.data.dataset import fixed_mixtures
+from pixelplayer.data.index import read_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.models.registry import load_checkpoint
 
@@ -121,6 +124,11 @@ def test_eval_scores_model_and_oracles_on_a_fixed_list(prepared, tmp_path):
     before = lists[0].read_text()
     assert main(args) == 0
     assert lists[0].read_text() == before  # reused, not redrawn
+    # a list drawn for other windows is refused, not reused with windows past the clips' ends
+    cfg = load_config(out / "config.yaml")
+    longer = replace(cfg.sample, audio_len=cfg.sample.audio_len * 2)
+    with pytest.raises(PixelPlayerError, match="windows"):
+        fixed_mixtures(read_index(prepared / "test.csv"), longer, 6, 0, lists[0])
     assert (out / "eval" / "metrics.md").read_text().count("|") > 20
 
 

@@ -95,8 +95,14 @@ def fixed_mixtures(
 ) -> list[Mixture]:
     """The evaluation mixture list: read from `path` when it exists, else drawn and written."""
     meta = {"n": n, "num_mix": cfg.num_mix, "seed": seed, "distinct": cfg.distinct_classes}
+    meta["window_s"] = cfg.audio_len / cfg.sr
     if path is not None and path.is_file():
         mixtures, stored = read_mixture_list(path)
+        if stored.get("window_s", meta["window_s"]) != meta["window_s"]:
+            raise PixelPlayerError(
+                f"{path}: drawn for {stored['window_s']:.3f} s windows, not "
+                f"{meta['window_s']:.3f} s; delete it or give another path"
+            )
         known = {c.video_id for c in clips}
         missing = {v for m in mixtures for v in m.videos} - known
         if missing:

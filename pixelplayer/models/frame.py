@@ -183,23 +183,35 @@ class FrameNet(nn.Module):
 
     k: feature channels K. width: ResNet base width (64 = ResNet-18). pretrained: path of a
     torchvision ResNet-18 state dict (width 64 only). pool: 'max' (paper) or 'avg'.
+    stages: residual stages kept (4 = the paper). Fewer stages bound each cell's receptive
+    field (stages 2: 99 px, output stride 8) where the full net's (~435 px) spans the whole
+    frame: trained from scratch, the full net puts every class's evidence on the border cells
+    (zero padding tells them where they are), so its maps do not say where the sound is.
     """
 
     def __init__(
-        self, k: int = 32, width: int = 64, pretrained: str | None = None, pool: str = "max"
+        self,
+        k: int = 32,
+        width: int = 64,
+        pretrained: str | None = None,
+        pool: str = "max",
+        stages: int = 4,
     ):
         super().__init__()
         if pool not in ("max", "avg"):
             raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
+        if stages not in (1, 2, 3, 4):
+            raise ValueError(f"stages must be 1 to 4, got {stages}")
         if pretrained is not None and width != 64:
             raise PixelPlayerError(f"pretrained ResNet-18 weights need width=64, got width={width}")
-        self.k, self.width, self.pool = k, width, pool
+        self.k, self.width, self.pool, self.stages = k, width, pool, stages
         resnet = ResNet18(width)
         if pretrained is not None:
             load_torchvision_weights(resnet, pretrained)
         resnet.layer4.apply(partial(_nostride_dilate, dilate=2))  # output stride 32 -> 16
-        self.features = nn.Sequential(*list(resnet.children())[:-2])
-        self.fc = nn.Conv2d(width * 8, k, kernel_size=3, padding=1)
+        # stem (conv1, bn1, relu, maxpool) + the kept stages; the reference keeps all four
+        self.features = nn.Sequential(*list(resnet.children())[: 4 + stages])
+        self.fc = nn.Conv2d(width * 2 ** (stages - 1), k, kernel_size=3, padding=1)
 
     def forward_pixels(self, frames: torch.Tensor, sigmoid: bool = False) -> torch.Tensor:
         """(B, 3, T, H, W) or (B, 3, H, W) -> (B, K, T, H/16, W/16), raw or sigmoid-activated."""
