@@ -938,6 +938,10 @@ def _write_page(out: Path) -> Path | None:
         return None
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def run(args: argparse.Namespace) -> int:
     videos = [Path(v) for v in args.videos]
     points = parse_points(args.points)
@@ -955,8 +959,9 @@ def run(args: argparse.Namespace) -> int:
             boxes=boxes,
         )
         print(
-            f"{video}: {r.duration:.1f} s, {len(r.source_waves)} sources, {len(r.points)} points, "
-            f"{r.grid}x{r.grid} cells in {r.seconds:.1f} s -> {out}/manifest.json"
+            f"{video}: {r.duration:.1f} s, {_count(len(r.source_waves), 'source')}, "
+            f"{_count(len(r.points), 'point')}, {r.grid}x{r.grid} cells in {r.seconds:.1f} s "
+            f"-> {out}/manifest.json"
         )
         page = _write_page(out)
         if page is not None:
