@@ -17,13 +17,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from pixelplayer.config import Config, load_config
-from pixelplayer.data.dataset import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    MixDataset,
-    SampleConfig,
-    fixed_mixtures,
-)
+from pixelplayer.data.dataset import MixDataset, SampleConfig, fixed_mixtures, frames_to_pixels
 from pixelplayer.data.index import read_index, resolve_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.metrics import aggregate, best_permutation, score_batch
@@ -120,8 +114,7 @@ def _page_items(
     est = masks_to_waves(masks, spec, batch["mix"].shape[-1], separator.spec).cpu()
     scores = score_batch(batch["audios"], est, batch["mix"])
     # ImageNet-normalised (B, N, 3, T, H, W) back to (B, N, T, H, W, 3) pixels
-    frames = batch["frames"].permute(0, 1, 3, 4, 5, 2).numpy() * IMAGENET_STD + IMAGENET_MEAN
-    frames = (frames.clip(0, 1) * 255).round().astype(np.uint8)
+    frames = frames_to_pixels(batch["frames"].permute(0, 1, 3, 4, 5, 2).numpy())
     return [
         EvalItem(
             sr=dataset.cfg.sr,

@@ -16,8 +16,6 @@ Run folder: config.yaml, bases.pt, labels.pt, last.pt, history.csv, dictionary.p
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +31,13 @@ from pixelplayer.data.dataset import SampleConfig, frame_times, load_frames, rea
 from pixelplayer.data.index import Clip, read_index, resolve_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.mixsep import SpecConfig, mixture_spec
-from pixelplayer.models.registry import load_checkpoint, load_model, register, save_checkpoint
+from pixelplayer.models.registry import (
+    load_checkpoint,
+    load_model,
+    register,
+    save_atomic,
+    save_checkpoint,
+)
 from pixelplayer.train import log_history, lr_factor, pick_device, prepare_run
 
 EPS = 1e-10
@@ -67,18 +71,6 @@ def options(cfg: Config) -> dict:
             f"unknown model_kwargs key {unknown[0]!r} for miml; valid: {', '.join(DEFAULTS)}"
         )
     return {**DEFAULTS, **cfg.model_kwargs}
-
-
-def _atomic_save(obj: dict, path: Path) -> None:
-    """torch.save via a temp file + os.replace: a crash never leaves a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load(path: Path) -> dict:
@@ -138,7 +130,7 @@ def cached_bases(clips: list[Clip], cfg: Config, opts: dict, out: Path, device, 
         if stored.get("key") == key:
             return stored["bases"]
     bases = video_bases(clips, cfg, opts, device, progress)
-    _atomic_save({"key": key, "bases": bases}, path)
+    save_atomic({"key": key, "bases": bases}, path)
     return bases
 
 
@@ -412,7 +404,7 @@ def train_miml(
     classes = sorted({c.cls for c in clips})
     bases = cached_bases(clips, cfg, opts, out, dev, progress).transpose(1, 2)  # (V, M, F)
     labels = weak_labels(clips, classes, cfg, opts, dev)
-    _atomic_save(
+    save_atomic(
         {"classes": classes, "videos": [c.video_id for c in clips], "labels": labels},
         out / "labels.pt",
     )
@@ -429,7 +421,7 @@ def train_miml(
     first = {}  # exemplar control: the first training video of each class
     for i, c in enumerate(clips):
         first.setdefault(c.cls, i)
-    _atomic_save(
+    save_atomic(
         {
             "classes": classes,
             "bases": {c: b for c, b in zip(classes, found, strict=True)},

@@ -183,6 +183,11 @@ def normalize_frames(frames: np.ndarray) -> np.ndarray:
     return (frames.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
 
 
+def frames_to_pixels(frames: np.ndarray) -> np.ndarray:
+    """The inverse of `normalize_frames`: (..., H, W, 3) float32 -> uint8 RGB."""
+    return ((frames * IMAGENET_STD + IMAGENET_MEAN).clip(0, 1) * 255).round().astype(np.uint8)
+
+
 class MixDataset(Dataset):
     """Mixtures of N clips -> dict(frames (N, 3, T, S, S), audios (N, L), mix (L,), classes (N,)).
 

@@ -107,11 +107,18 @@ def save_checkpoint(
     }
     for key, val in ckpt.items():
         _check_plain(val, key)
+    return save_atomic(ckpt, path)
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temp file in the same folder, fsync, then os.replace: a crash mid-write
+    leaves the previous file intact."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
+            torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
