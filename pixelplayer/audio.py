@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelplayer.errors import MediaError
+from pixelplayer.video import EMPTY_FILE, decode_failure
 
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
 SILENCE_RMS = 1e-4  # below this RMS (about -80 dBFS) a clip counts as silent
@@ -50,7 +51,7 @@ def _decode_any(path: Path) -> tuple[np.ndarray, int]:
     except MediaError:
         raise
     except Exception as exc:  # PyAV raises many kinds: InvalidDataError, EOFError, ...
-        raise MediaError(path, "unreadable", f"{type(exc).__name__}: {exc}") from exc
+        raise MediaError(path, "unreadable", decode_failure(exc)) from exc
     if not chunks:
         raise MediaError(path, "no audio", "the audio stream holds no samples")
     return np.concatenate(chunks, axis=1).T, int(rate)
@@ -78,25 +79,32 @@ def load_audio(
     if not path.is_file():
         raise MediaError(path, "missing", "no such file")
     if path.stat().st_size == 0:
-        raise MediaError(path, "unreadable", "empty file")
+        raise MediaError(path, "unreadable", EMPTY_FILE)
     if path.suffix.lower() in SOUNDFILE_SUFFIXES:
         try:
             wav, rate = sf.read(str(path), dtype="float32", always_2d=True)
         except Exception as exc:
-            raise MediaError(path, "unreadable", str(exc)) from exc
+            raise MediaError(path, "unreadable", decode_failure(exc)) from exc
     else:
         wav, rate = _decode_any(path)
     if wav.shape[0] == 0:
         raise MediaError(path, "no audio", "zero samples")
     if not np.isfinite(wav).all():
-        raise MediaError(path, "non-finite audio", "the samples hold NaN or Inf")
+        bad = int(wav.size - np.isfinite(wav).sum())
+        raise MediaError(
+            path,
+            "non-finite audio",
+            f"{bad} of {wav.size} samples hold NaN or Inf; re-encode the audio with finite samples",
+        )
     if mono:
         wav = wav.mean(axis=1)
     if sr is not None and sr != rate:
         wav = resample(wav, rate, sr)
         rate = sr
     if not allow_silent and rms(wav) < SILENCE_RMS:
-        raise MediaError(path, "silent", f"RMS {rms(wav):.2e}")
+        raise MediaError(
+            path, "silent", f"RMS {rms(wav):.2e}: the audio holds no sound; give one that does"
+        )
     return np.ascontiguousarray(wav, dtype=np.float32), int(rate)
 
 

@@ -26,17 +26,21 @@ Typical flow:
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
-    from pixelplayer.data import info, prepare, synth
+    from pixelplayer.data import cache, info, music, prepare, synth
 
     p = sub.add_parser(
         "data",
         help="make, prepare and inspect datasets",
         description="Make, prepare and inspect datasets of videos.",
     )
-    dsub = p.add_subparsers(dest="data_verb", metavar="{synth,prepare,info}", required=True)
+    dsub = p.add_subparsers(
+        dest="data_verb", metavar="{synth,prepare,info,music,cache}", required=True
+    )
     synth.add_arguments(dsub)
     prepare.add_arguments(dsub)
     info.add_arguments(dsub)
+    music.add_arguments(dsub)
+    cache.add_arguments(dsub)
 
 
 def build_parser() -> argparse.ArgumentParser:

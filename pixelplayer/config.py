@@ -7,6 +7,7 @@ default silently. `overrides` ("train.batch_size=8") change single values from t
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class OptimConfig:
     seed: int = 0
     amp: bool = True  # mixed precision: float16 on CUDA, bfloat16 on CPUs with native bf16
     grad_clip: float | None = None
+    on_nan: str = "stop"  # a non-finite loss: stop (error) | skip (the batch, counted)
 
 
 @dataclass
@@ -80,22 +82,103 @@ def _coerce(cls, values: dict) -> dict:
     return out
 
 
+# values that must be > 0 (or >= 0): anything else fails deep inside training with a traceback
+POSITIVE = {
+    "sample": {"sr", "audio_len", "fps", "num_frames", "frame_size", "num_mix"},
+    "spec": {"n_fft", "hop", "freq_rows"},
+    "train": {"batch_size", "epoch_size", "val_mixtures", "val_every"},
+}
+NONNEGATIVE = {
+    "sample": {"stride_frames"},
+    "train": {"epochs", "lr_decay_every", "workers", "seed", "lr_frame", "lr_sound", "lr_synth"},
+}
+_KINDS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,)}
+
+
+def _fits(value, annotation: str) -> bool:
+    """Whether a YAML value fits a field's annotation ("int", "float | None", "list[int]", ...).
+
+    Annotations this does not know pass unchecked; a bool is not a number here.
+    """
+    for part in (p.strip() for p in annotation.split("|")):
+        outer, _, inner = part.partition("[")
+        if part == "None" and value is None:
+            return True
+        if outer == "list" and isinstance(value, list):
+            return not inner or all(_fits(v, inner.rstrip("]")) for v in value)
+        if outer not in _KINDS and outer not in ("list", "None"):
+            return True
+        kinds = _KINDS.get(outer, ())
+        if isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool)):
+            return True
+    return False
+
+
+def _check_values(values: dict, cls, where: str) -> None:
+    """A value of the wrong type or sign is an error naming the key and what it expects."""
+    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    section = where.rstrip(".")
+    for key, value in values.items():
+        if not _fits(value, types[key]):
+            raise PixelPlayerError(f"config key {where}{key} must be {types[key]}, not {value!r}")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if key in POSITIVE.get(section, ()) and value <= 0:
+                raise PixelPlayerError(f"config key {where}{key}: {value!r} must be > 0")
+            if key in NONNEGATIVE.get(section, ()) and value < 0:
+                raise PixelPlayerError(f"config key {where}{key}: {value!r} must be >= 0")
+
+
 def from_dict(data: dict) -> Config:
+    if data is not None and not isinstance(data, dict):
+        raise PixelPlayerError(
+            f"a config is a mapping of model, model_kwargs, sample, spec, train; "
+            f"not a {type(data).__name__}"
+        )
     data = dict(data or {})
     _check_keys(data, Config, "")
+    _check_values({k: v for k, v in data.items() if k not in SECTIONS}, Config, "")
     kwargs = {}
     for name, value in data.items():
         if name in SECTIONS:
             if not isinstance(value, dict):
                 raise PixelPlayerError(f"config section {name!r} must be a mapping")
             _check_keys(value, SECTIONS[name], f"{name}.")
+            value = _coerce(SECTIONS[name], value)
+            _check_values(value, SECTIONS[name], f"{name}.")
             try:
-                kwargs[name] = SECTIONS[name](**_coerce(SECTIONS[name], value))
+                kwargs[name] = SECTIONS[name](**value)
             except (TypeError, ValueError) as exc:
                 raise PixelPlayerError(f"config section {name!r}: {exc}") from exc
         else:
             kwargs[name] = value
-    return Config(**kwargs)
+    cfg = Config(**kwargs)
+    if cfg.spec.hop > cfg.spec.n_fft // 2:  # Hann windows further apart leave gaps: no iSTFT
+        raise PixelPlayerError(
+            f"config key spec.hop {cfg.spec.hop} must be at most n_fft / 2 = {cfg.spec.n_fft // 2}"
+        )
+    _check_model_kwargs(cfg)
+    return cfg
+
+
+def _check_model_kwargs(cfg: Config) -> None:
+    """A model_kwargs key the model's constructor does not take is an error naming those it does.
+
+    Only the top level: nested dicts (frame, sound) go to sub-networks. miml checks its own
+    options (pixelplayer.miml.options); an unknown model is reported when it is built.
+    """
+    from pixelplayer.models.registry import get_class, known_models
+
+    if cfg.model == "miml" or cfg.model not in known_models():
+        return
+    params = inspect.signature(get_class(cfg.model)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(cfg.model_kwargs) - set(params))
+    if unknown:
+        raise PixelPlayerError(
+            f"unknown config key model_kwargs.{unknown[0]} for model {cfg.model!r}; "
+            f"valid keys in model_kwargs: {', '.join(params)}"
+        )
 
 
 def _parse_value(text: str):
@@ -128,7 +211,18 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise PixelPlayerError(f"{path}: not valid YAML ({exc})") from exc
+            # one line: the problem and where, not PyYAML's multi-line excerpt of the file
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise PixelPlayerError(f"{path}: not valid YAML ({problem}{at})") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PixelPlayerError(f"{path}: cannot read the config ({exc})") from exc
+        if not isinstance(data, dict):
+            raise PixelPlayerError(
+                f"{path}: a config is a mapping of model, model_kwargs, sample, spec, train; "
+                f"not a {type(data).__name__}"
+            )
     return from_dict(apply_overrides(data, overrides or []))
 
 

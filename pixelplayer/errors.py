@@ -15,5 +15,7 @@ class MediaError(PixelPlayerError):
         self.path = str(path)
         self.reason = reason
         self.detail = detail
-        msg = f"{path}: {reason}" + (f" ({detail})" if detail else "")
+        # control characters (a newline in a file name) would break the one-line message
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in self.path)
+        msg = f"{shown}: {reason}" + (f" ({detail})" if detail else "")
         super().__init__(msg)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +19,18 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from pixelplayer.config import Config, load_config
-from pixelplayer.data.dataset import MixDataset, SampleConfig, fixed_mixtures, frames_to_pixels
+from pixelplayer.data.dataset import (
+    MixDataset,
+    SampleConfig,
+    fixed_mixtures,
+    frames_to_pixels,
+    usable_clips,
+)
 from pixelplayer.data.index import read_index, resolve_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.metrics import aggregate, best_permutation, score_batch
 from pixelplayer.mixsep import masks_to_waves, targets
+from pixelplayer.models.registry import get_class
 from pixelplayer.page import EvalItem, write_eval_page
 from pixelplayer.separators import (
     BASELINE_TITLES,
@@ -194,10 +203,31 @@ def _threshold(text: str) -> float | None | str:
         raise PixelPlayerError(f"--threshold {text!r}: give a number, 'none' or 'config'") from exc
 
 
+def _loaded(run: str, build: Callable, *args, **kwargs):
+    """`build(...)`, with a run file that torch cannot read (a truncated or foreign pickle, e.g.
+    a miml run's dictionary.pt) reported as one line; the safe loaders run no code from it."""
+    try:
+        return build(*args, **kwargs)
+    except (OSError, EOFError, KeyError, RuntimeError, pickle.UnpicklingError) as exc:
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0]
+        raise PixelPlayerError(
+            f"{run}: cannot load the run's files ({type(exc).__name__}: {first}); train it again"
+        ) from exc
+
+
 def run(args: argparse.Namespace) -> int:
+    for flag, value in (
+        ("--n", args.n),
+        ("--num-mix", args.num_mix),
+        ("--batch-size", args.batch_size),
+    ):
+        if value < 1:
+            raise PixelPlayerError(f"{flag} {value}: give at least 1")
     cfg = load_config(Path(args.run) / "config.yaml") if args.run else Config()
     from_run = (
-        run_separators(
+        _loaded(
+            args.run,
+            run_separators,
             args.run,
             cfg,
             args.device,
@@ -222,7 +252,15 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         if name in from_run:  # one row per run separator, named after the run
             label = cfg.model if name == "model" else name
-            separators[f"{label} ({Path(args.run).name})"] = from_run[name]()
+            separator = _loaded(args.run, from_run[name])
+            if isinstance(separator, MaskModelSeparator) and not isinstance(
+                separator.model, get_class(cfg.model)
+            ):
+                raise PixelPlayerError(
+                    f"{args.run}: the checkpoint holds a {type(separator.model).__name__}, but "
+                    f"the run's config.yaml says model {cfg.model!r}; give that model's checkpoint"
+                )
+            separators[f"{label} ({Path(args.run).name})"] = separator
         elif name in ORACLES:
             separators[name] = ORACLES[name]
         else:
@@ -233,7 +271,13 @@ def run(args: argparse.Namespace) -> int:
 
     index = resolve_index(args.data, args.split)
     sample = SampleConfig(**{**cfg.sample.__dict__, "num_mix": args.num_mix})
-    clips = read_index(index)
+    # mixtures are drawn from clips that hold a whole window: the dataset serves no others
+    clips, too_short = usable_clips(read_index(index), sample)
+    if len(clips) < args.num_mix:
+        raise PixelPlayerError(
+            f"{index}: {len(clips)} clips hold a {sample.audio_len / sample.sr:.1f} s window "
+            f"({too_short} shorter); a mixture of {args.num_mix} needs at least {args.num_mix}"
+        )
     path = mixture_list_path(index, args.n, args.num_mix, args.seed, sample.audio_len)
     mixtures = fixed_mixtures(clips, sample, args.n, args.seed, path)
     dataset = MixDataset(clips, sample, mixtures=mixtures, train=False)

@@ -34,6 +34,7 @@ from pixelplayer.mixsep import SpecConfig, mixture_spec
 from pixelplayer.models.registry import (
     load_checkpoint,
     load_model,
+    load_weights,
     register,
     save_atomic,
     save_checkpoint,
@@ -74,7 +75,11 @@ def options(cfg: Config) -> dict:
 
 
 def _load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, corrupt, or holding pickled objects (not loaded)
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0]
+        raise PixelPlayerError(f"{path}: cannot read ({first}); delete it to recompute") from exc
 
 
 # --- 1. bases of the training videos ------------------------------------------------------------
@@ -282,7 +287,7 @@ def fit(
     state = {"epoch": 0, "step": 0, "seconds": 0.0}
     if out is not None and (out / "last.pt").is_file():
         ckpt = load_checkpoint(out / "last.pt")
-        net.load_state_dict(ckpt["state_dict"])
+        load_weights(net, ckpt["state_dict"], out / "last.pt")
         opt.load_state_dict(ckpt["optimizer"])
         state.update(ckpt["train_state"])
         print(f"resuming {out} at epoch {state['epoch']}")

@@ -50,7 +50,7 @@ from pixelplayer.mixsep import logits_to_masks, masks_to_waves, network_input
 from pixelplayer.page import LUT, spectrogram_png, write_separation_page
 from pixelplayer.precision import autocast
 from pixelplayer.separators import MaskModelSeparator
-from pixelplayer.video import MediaInfo, iter_frames, probe, write_video
+from pixelplayer.video import MediaInfo, check_frame_size, iter_frames, probe, write_video
 
 MAP_FPS = 1.0  # fresh visual features per second for the energy maps (0: windows' own frames)
 DISPLAY_LONG_SIDE = 640  # frame.jpg and overlay.mp4 are at most this wide or high
@@ -374,9 +374,10 @@ class Separator:
             raise PixelPlayerError(f"grid {grid}: give at least 1")
         info = probe(path)
         if not info.has_video:
-            raise MediaError(path, "no video stream")
+            raise MediaError(path, "no video stream", "separate needs a video, not only sound")
         if not info.has_audio:
             raise MediaError(path, "no audio stream", "separate needs the video's soundtrack")
+        check_frame_size(info)
         points = [(int(x), int(y)) for x, y in (points or [])]
         check_points(points, info)
         boxes = [tuple(int(v) for v in b) for b in (boxes or [])]

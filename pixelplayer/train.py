@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from tqdm import tqdm
 
-from pixelplayer import mixsep
+from pixelplayer import distributed, mixsep
 from pixelplayer.config import Config, load_config, save_config
 from pixelplayer.data.dataset import MixDataset, fixed_mixtures
 from pixelplayer.data.index import read_index, resolve_index
@@ -33,7 +35,17 @@ from pixelplayer.models.registry import build, load_checkpoint, save_checkpoint
 from pixelplayer.precision import amp_dtype, autocast, fast_layout
 from pixelplayer.separators import MaskModelSeparator
 
-HISTORY_FIELDS = ["epoch", "step", "train_loss", "val_sdr", "val_sir", "val_sar", "lr", "minutes"]
+HISTORY_FIELDS = [
+    "epoch",
+    "step",
+    "train_loss",
+    "skipped",  # batches left out for a non-finite loss (train.on_nan=skip)
+    "val_sdr",
+    "val_sir",
+    "val_sar",
+    "lr",
+    "minutes",
+]
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -85,22 +97,29 @@ def default_workers() -> int:
 
 
 def validate(separator: MaskModelSeparator, loader: DataLoader) -> dict[str, float]:
-    """Mean SDR/SIR/SAR over the validation mixtures (items that cannot be scored are left out)."""
-    scores = {"sdr": [], "sir": [], "sar": []}
+    """Mean SDR/SIR/SAR over the validation mixtures (items that cannot be scored are left out).
+
+    Under torchrun each rank's loader holds its share of the mixtures: sums and counts are
+    added over ranks, so every rank gets the mean over all of them.
+    """
+    keys = ("sdr", "sir", "sar")
+    sums, count = dict.fromkeys(keys, 0.0), 0
     for batch in loader:
         est = separator(batch)
         m = bss_eval(batch["audios"], est)
-        for k in scores:
-            scores[k].append(np.asarray(m[k]).reshape(-1))
-    values = {k: np.concatenate(v) for k, v in scores.items()}
-    ok = np.isfinite(values["sdr"])
-    if not ok.any():  # e.g. every estimate silent early in training
-        return {k: -math.inf for k in values}
-    return {k: float(np.mean(v[ok])) for k, v in values.items()}
+        values = {k: np.asarray(m[k], np.float64).reshape(-1) for k in keys}
+        ok = np.isfinite(values["sdr"])
+        count += int(ok.sum())
+        for k in keys:
+            sums[k] += float(values[k][ok].sum())
+    *totals, count = distributed.all_reduce([*(sums[k] for k in keys), count])
+    if not count:  # e.g. every estimate silent early in training
+        return dict.fromkeys(keys, -math.inf)
+    return {k: total / count for k, total in zip(keys, totals, strict=True)}
 
 
 # what may change when a run is resumed: how long it goes on, not what it trains
-RESUMABLE = {"epochs", "max_minutes", "workers"}
+RESUMABLE = {"epochs", "max_minutes", "workers", "on_nan"}
 
 
 def _config_changes(new: Config, old: Config) -> list[str]:
@@ -138,6 +157,60 @@ def prepare_run(cfg: Config | None, out: Path) -> tuple[Config, bool]:
     return cfg, False
 
 
+class EpochShard(Sampler):
+    """This process's share of one epoch's mixtures, as (epoch, item) pairs.
+
+    Rank r of W takes items r, r + W, ...: local batch k of every rank together is exactly the
+    global batch k of a single process (items kB .. kB + B - 1). The epoch travels with each
+    index because DataLoader workers hold their own copy of the dataset: setting the epoch on
+    the main process's copy would never reach persistent workers.
+    """
+
+    def __init__(self, length: int, rank: int = 0, world: int = 1):
+        self.rank, self.world = rank, world
+        self.count = length // world  # the same on every rank, or DDP steps fall out of step
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for i in range(self.count):
+            yield self.epoch, self.rank + i * self.world
+
+
+class EpochItems(Dataset):
+    """A MixDataset indexed by (epoch, item): the mixture that item draws in that epoch."""
+
+    def __init__(self, data: MixDataset):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, i = key
+        self.data.set_epoch(epoch)
+        return self.data[i]
+
+
+def _global_share(loss: torch.Tensor, weight: torch.Tensor) -> tuple[float, bool]:
+    """-> (factor, finite everywhere). The loss is a weighted mean; `loss * factor`, averaged
+    over ranks by DDP, is the weighted mean of the whole global batch, so a run on W processes
+    takes the same steps as one process with the same global batch. The non-finite check rides
+    on the same all_reduce, so every rank skips (or stops on) the same batches."""
+    finite = bool(torch.isfinite(loss))
+    world = distributed.world_size()
+    if world == 1:
+        return 1.0, finite
+    local = float(weight.sum())
+    total, bad = distributed.all_reduce([local, float(not finite)])
+    return local * world / total, bad == 0
+
+
 def train(
     cfg: Config | None,
     data: str | Path,
@@ -145,39 +218,72 @@ def train(
     device: str | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train (or resume) the run in `out` on the prepared data; returns the final summary."""
+    """Train (or resume) the run in `out` on the prepared data; returns the final summary.
+
+    Under torchrun (RANK/WORLD_SIZE set) each process trains a DistributedDataParallel replica
+    on its share of every batch; rank 0 writes the run folder.
+    """
     out = Path(out)
     stored = out / "config.yaml"
     model = cfg.model if cfg is not None else load_config(stored).model if stored.is_file() else ""
     if model == "miml":  # AV-MIML learns NMF bases, not masks: its own loop
+        if distributed.env_world()[1] > 1:
+            raise PixelPlayerError("AV-MIML trains in one process; run it without torchrun")
         from pixelplayer.miml import train_miml
 
         return train_miml(cfg, data, out, device, progress)
-    cfg, resuming = prepare_run(cfg, out)
+    dev = distributed.init_from_env(device)
+    try:
+        return _train_masks(cfg, data, out, dev, progress)
+    finally:
+        distributed.cleanup()
+
+
+def _train_masks(
+    cfg: Config | None, data: str | Path, out: Path, dev: torch.device, progress: bool
+) -> dict:
+    rank, world = distributed.rank(), distributed.world_size()
+    main = rank == 0
+    val_clips = read_index(resolve_index(data, "val"))
+    with distributed.main_first():  # rank 0 writes config.yaml and val_mixtures.json
+        cfg, resuming = prepare_run(cfg, out)
+        val_mix = fixed_mixtures(
+            val_clips, cfg.sample, cfg.train.val_mixtures, cfg.train.seed, out / "val_mixtures.json"
+        )
     t = cfg.train
-    dev = pick_device(device)
-    torch.manual_seed(t.seed)
+    if t.on_nan not in ("stop", "skip"):
+        raise PixelPlayerError(f"train.on_nan is {t.on_nan!r}; use stop or skip")
+    if t.batch_size % world:
+        raise PixelPlayerError(
+            f"train.batch_size {t.batch_size} is the global batch and must divide evenly over "
+            f"{world} processes; change it or --nproc_per_node"
+        )
+    local_batch = t.batch_size // world
+    torch.manual_seed(t.seed)  # the same initial weights on every rank
     np.random.seed(t.seed)
 
     train_clips = read_index(resolve_index(data, "train"))
-    val_clips = read_index(resolve_index(data, "val"))
     train_set = MixDataset(train_clips, cfg.sample, length=t.epoch_size, seed=t.seed, train=True)
-    val_mix = fixed_mixtures(
-        val_clips, cfg.sample, t.val_mixtures, t.seed, out / "val_mixtures.json"
-    )
     val_set = MixDataset(val_clips, cfg.sample, mixtures=val_mix, train=False)
-    if train_set.too_short:
+    if train_set.too_short and main:
         print(f"{train_set.too_short} training clips are shorter than one window and unused")
 
     workers = default_workers() if t.workers is None else t.workers
     pin = dev.type == "cuda"
     loader_kw = dict(num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+    shard = EpochShard(len(train_set), rank, world)
     train_loader = DataLoader(
-        train_set, batch_size=t.batch_size, shuffle=False, drop_last=True, **loader_kw
+        EpochItems(train_set), batch_size=local_batch, sampler=shard, drop_last=True, **loader_kw
     )
-    val_loader = DataLoader(val_set, batch_size=t.batch_size, **loader_kw)
+    # each rank scores val items rank, rank + W, ...; validate() sums the scores over ranks
+    val_part = Subset(val_set, range(rank, len(val_set), world))
+    val_loader = DataLoader(val_part, batch_size=local_batch, **loader_kw)
 
     model, kwargs = build_model(cfg)
+    if world > 1 and dev.type == "cuda":
+        # BatchNorm statistics over the global batch; SyncBatchNorm has no CPU (gloo) kernel,
+        # so on CPU each replica normalises by its local batch (see distributed.average_buffers)
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     fast_layout(model.to(dev))
     optimizer = make_optimizer(model, cfg)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
@@ -185,15 +291,29 @@ def train(
     # float16 needs loss scaling against underflow; bfloat16 has float32's range
     scaler = torch.amp.GradScaler(dev.type, enabled=dtype == torch.float16)
 
-    state = {"epoch": 0, "step": 0, "best_sdr": -math.inf, "seconds": 0.0}
-    if resuming:
+    state = {"epoch": 0, "step": 0, "best_sdr": -math.inf, "seconds": 0.0, "skipped": 0}
+    if resuming:  # every rank loads the same checkpoint
         ckpt = load_checkpoint(out / "last.pt")
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler") and scaler.is_enabled():
+            scaler.load_state_dict(ckpt["scaler"])
         state.update(ckpt["train_state"])
-        print(f"resuming {out} at epoch {state['epoch']} (step {state['step']})")
+        if main:
+            # rows past the checkpoint were written by a run killed before it saved last.pt
+            trim_history(out / "history.csv", state["epoch"])
+            print(f"resuming {out} at epoch {state['epoch']} (step {state['step']})")
+    if not distributed.same_everywhere([state["epoch"], state["step"]]):
+        raise PixelPlayerError(
+            f"the processes resumed from different checkpoints; {out} must be on storage "
+            "that every node sees"
+        )
+    net = model
+    if world > 1:
+        ids = [dev.index] if dev.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
-    writer = _tensorboard(out / "tb")
+    writer = _tensorboard(out / "tb") if main else None
     budget = t.max_minutes * 60 if t.max_minutes else math.inf
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
@@ -206,6 +326,7 @@ def train(
             cfg.model,
             kwargs,
             optimizer=optimizer.state_dict(),
+            scaler=scaler.state_dict(),
             train_state=dict(state),
             config=cfg.to_dict(),
         )
@@ -214,52 +335,77 @@ def train(
         epoch = state["epoch"]
         for g, lr in zip(optimizer.param_groups, base_lrs, strict=True):
             g["lr"] = lr * lr_factor(epoch, cfg)
-        train_set.set_epoch(epoch)
-        model.train()
-        losses = []
+        shard.set_epoch(epoch)
+        net.train()
+        loss_sum, batches, skipped = 0.0, 0, 0
         bar = tqdm(
             total=steps_per_epoch * t.batch_size,
             desc=f"epoch {epoch + 1}/{t.epochs}",
             unit="mix",
-            disable=not progress,
+            disable=not (progress and main),
             leave=False,
         )
         started = time.perf_counter()
         for batch in train_loader:
-            mix, audios = batch["mix"].to(dev), batch["audios"].to(dev)
+            batches += 1
+            mix = batch["mix"].to(dev, non_blocking=pin)
+            audios = batch["audios"].to(dev, non_blocking=pin)
             frames = batch["frames"].to(dev, non_blocking=pin)
+            # a skipped batch must not leave its statistics in the BatchNorm buffers either
+            kept = [b.clone() for b in model.buffers()] if t.on_nan == "skip" else []
             with autocast(dev, dtype):
                 spec, mag = mixsep.network_input(mix, cfg.spec)
                 masks, weight = mixsep.targets(audios, mag, cfg.spec)
-                logits = model(mag, frames)
+                logits = net(mag, frames)  # (B/W, N, R, T)
             loss = mixsep.loss(logits.float(), masks, weight, cfg.spec)
-            if not torch.isfinite(loss):
+            share, finite = _global_share(loss, weight)
+            if finite:
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss * share).backward()
+                if t.grad_clip:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                state["step"] += 1
+                loss_sum += loss.item() * share / world  # this rank's part of the global mean
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            elif t.on_nan == "stop":
+                value = loss.item() if not torch.isfinite(loss) else "not finite on another rank"
                 raise PixelPlayerError(
-                    f"loss became {loss.item()} at step {state['step']}; lower the learning rate"
+                    f"loss became {value} at step {state['step'] + 1} (epoch {epoch + 1}, batch "
+                    f"{batches}); lower the learning rate, or set train.on_nan=skip"
                 )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if t.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            state["step"] += 1
-            losses.append(loss.item())
+            else:
+                skipped += 1
+                for b, k in zip(model.buffers(), kept, strict=True):
+                    b.copy_(k)
             bar.update(t.batch_size)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-            if state["seconds"] + time.perf_counter() - started >= budget:
+            if budget < math.inf and distributed.any_rank(
+                state["seconds"] + time.perf_counter() - started >= budget
+            ):
                 break
         bar.close()
-        state["seconds"] += time.perf_counter() - started
+        if batches and skipped == batches:
+            raise PixelPlayerError(
+                f"every batch of epoch {epoch + 1} ({batches}) had a non-finite loss; "
+                "lower the learning rate"
+            )
+        # one figure per epoch for every rank: the mean over ranks, the slowest rank's time
+        loss_sum = distributed.all_reduce([loss_sum])[0]
+        elapsed = distributed.all_reduce([time.perf_counter() - started], op="max")[0]
+        state["seconds"] += elapsed
+        state["skipped"] += skipped
         state["epoch"] = epoch + 1
         row = {
             "epoch": state["epoch"],
             "step": state["step"],
-            "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            "train_loss": loss_sum / (batches - skipped),
+            "skipped": skipped,
             "lr": optimizer.param_groups[0]["lr"],
             "minutes": state["seconds"] / 60,
         }
+        distributed.average_buffers(model)  # one set of BatchNorm statistics for every replica
         last = state["epoch"] >= t.epochs or state["seconds"] >= budget
         if state["epoch"] % t.val_every == 0 or last:
             separator = MaskModelSeparator(model, cfg.spec, t.mask_threshold, dev, t.amp)
@@ -267,17 +413,35 @@ def train(
             row.update({f"val_{k}": v for k, v in val.items()})
             if val["sdr"] > state["best_sdr"] or not (out / "best.pt").is_file():
                 state["best_sdr"] = val["sdr"]
-                save("best.pt")
-        save("last.pt")
-        log_history(out / "history.csv", row, writer=writer)
-        print(
-            f"epoch {row['epoch']}: loss {row['train_loss']:.4f}"
-            + (f", val SDR {row['val_sdr']:.2f} dB" if "val_sdr" in row else "")
-            + f" ({row['minutes']:.1f} min)"
-        )
+                if main:
+                    save("best.pt")
+        if main:
+            # history first: a kill before last.pt is written leaves a row that resume trims
+            log_history(out / "history.csv", row, writer=writer)
+            save("last.pt")
+            print(
+                f"epoch {row['epoch']}: loss {row['train_loss']:.4f}"
+                + (f", val SDR {row['val_sdr']:.2f} dB" if "val_sdr" in row else "")
+                + (f", {skipped} of {batches} batches skipped (non-finite loss)" if skipped else "")
+                + f" ({row['minutes']:.1f} min)"
+            )
+        distributed.barrier()  # nobody runs ahead of rank 0's checkpoint
     if writer is not None:
         writer.close()
-    return {"out": str(out), **state}
+    digest = weights_digest(model)
+    if not distributed.same_everywhere([int(digest[:12], 16)]):  # 48 bits: exact as a float
+        raise PixelPlayerError("the processes ended with different weights; please report this")
+    return {"out": str(out), "weights": digest, **state}
+
+
+def weights_digest(model: torch.nn.Module | dict) -> str:
+    """SHA-256 of a model's state dict (names and values, whatever their memory layout)."""
+    sd = model.state_dict() if isinstance(model, torch.nn.Module) else model
+    h = hashlib.sha256()
+    for name, t in sd.items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _tensorboard(path: Path):
@@ -301,6 +465,21 @@ def log_history(path: Path, row: dict, fields: list[str] = HISTORY_FIELDS, write
             if k not in ("epoch", "step"):
                 writer.add_scalar(k, v, row["step"])
         writer.flush()
+
+
+def trim_history(path: Path, epoch: int, fields: list[str] = HISTORY_FIELDS) -> None:
+    """Keep the rows of epochs up to `epoch` (the checkpoint's), in the current columns."""
+    if not path.is_file():
+        return
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if (r.get("epoch") or "").isdigit()]
+    kept = [r for r in rows if int(r["epoch"]) <= epoch]
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows({k: r.get(k) or "" for k in fields} for r in kept)
+    tmp.replace(path)
 
 
 def add_arguments(sub: argparse._SubParsersAction) -> None:
@@ -351,6 +530,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             cfg = load_config(args.config, overrides)
     summary = train(cfg, args.data, args.out, device=args.device, progress=not args.no_progress)
+    if distributed.env_world()[0] != 0:  # under torchrun, rank 0 speaks for all
+        return 0
     if math.isnan(summary["best_sdr"]):  # AV-MIML has no validation separation
         print(f"run folder: {summary['out']}")
     else:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
 
 from pixelplayer.errors import MediaError
+
+EMPTY_FILE = "empty file (0 bytes): copy or download it again"
+MIN_SIDE = 16  # px: the frame net sees one cell per 16 px; smaller frames show nothing
 
 
 @dataclass
@@ -31,11 +33,30 @@ def _open(path: Path):
     if not path.is_file():
         raise MediaError(path, "missing", "no such file")
     if path.stat().st_size == 0:
-        raise MediaError(path, "unreadable", "empty file")
+        raise MediaError(path, "unreadable", EMPTY_FILE)
     try:
         return av.open(str(path))
     except Exception as exc:
-        raise MediaError(path, "unreadable", f"{type(exc).__name__}: {exc}") from exc
+        raise MediaError(path, "unreadable", decode_failure(exc)) from exc
+
+
+def decode_failure(exc: BaseException) -> str:
+    """One line on a failed decode, with what to do: FFmpeg's message may span lines."""
+    # FFmpeg's own words, without the errno and the path the message already starts with
+    said = getattr(exc, "strerror", None) if isinstance(exc, av.FFmpegError) else None
+    text = " ".join((said or f"{type(exc).__name__}: {exc}").split())
+    return f"{text}; the file is damaged or not a video: re-download it or re-encode it"
+
+
+def check_frame_size(info: MediaInfo) -> None:
+    """Refuse frames too small to show anything (e.g. 1x1 px), with a one-line reason."""
+    if info.has_video and min(info.width, info.height) < MIN_SIDE:
+        raise MediaError(
+            info.path,
+            "too small",
+            f"{info.width}x{info.height} px frames; give a video at least {MIN_SIDE} px "
+            "on each side",
+        )
 
 
 def _stream_seconds(stream, container) -> float:
@@ -101,7 +122,7 @@ def iter_frames(
             raise
         except Exception as exc:
             if last is None:
-                raise MediaError(path, "unreadable", f"{type(exc).__name__}: {exc}") from exc
+                raise MediaError(path, "unreadable", decode_failure(exc)) from exc
             # a truncated file: keep what decoded cleanly
         if last is None:
             raise MediaError(path, "no video", "the video stream holds no frames")
@@ -114,12 +135,12 @@ def iter_frames(
 
 
 def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
-    if size is not None:
-        img = frame.to_image()
-        if img.size != tuple(size):
-            img = img.resize(size, Image.BILINEAR)
-        return np.asarray(img.convert("RGB"))
-    return frame.to_ndarray(format="rgb24")
+    """(H, W, 3) uint8 at `size` (width, height): FFmpeg scales and converts in one pass, so a
+    4K frame never exists as a full-size RGB array (25 MB each)."""
+    if size is None:
+        return frame.to_ndarray(format="rgb24")
+    width, height = size
+    return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="BILINEAR")
 
 
 def read_frames(

@@ -13,6 +13,19 @@ torch.set_num_threads(2)
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """A tiny prepared dataset: 3 classes x 4 generated clips of 3 s, split 2/1/1 per class."""
+    from pixelplayer.cli import main
+
+    root = tmp_path_factory.mktemp("data")
+    synth = ["data", "synth", str(root / "synth"), "--classes", "violin,drums,flute"]
+    assert main([*synth, "--clips", "4", "--seconds", "3", "--size", "64", "--workers", "1"]) == 0
+    prep = ["data", "prepare", str(root / "synth" / "videos"), str(root / "prepared")]
+    assert main([*prep, "--workers", "1", "--short-side", "64", "--split", "0.5,0.25,0.25"]) == 0
+    return root / "prepared"
+
+
 @pytest.fixture
 def real_data() -> Path:
     if not REAL_DATA.is_dir():
@@ -26,3 +39,18 @@ def tone(seconds: float, sr: int, freq: float = 440.0, amp: float = 0.3, seed: i
     rng = np.random.default_rng(seed)
     wav = sum(amp / h * np.sin(2 * np.pi * freq * h * t) for h in (1, 2, 3))
     return (wav + 0.01 * rng.standard_normal(t.shape)).astype(np.float32)
+
+
+def untrained_run(folder: Path, overrides: list[str]) -> Path:
+    """A run folder (config.yaml + best.pt) holding an untrained PixelPlayer of the CPU preset
+    with `overrides`: enough for `separate` and `eval` to run."""
+    from pixelplayer.config import load_config, save_config
+    from pixelplayer.models.registry import save_checkpoint
+    from pixelplayer.train import build_model
+
+    cfg = load_config("configs/pixelplayer-cpu.yaml", overrides)
+    torch.manual_seed(0)
+    model, kwargs = build_model(cfg)
+    save_config(cfg, folder / "config.yaml")
+    save_checkpoint(folder / "best.pt", model, cfg.model, kwargs)
+    return folder

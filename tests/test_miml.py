@@ -5,7 +5,6 @@ import csv
 import numpy as np
 import torch
 from conftest import tone
-from test_train import prepared  # noqa: F401  (the tiny prepared dataset fixture)
 
 from pixelplayer.cli import main
 from pixelplayer.config import Config, OptimConfig

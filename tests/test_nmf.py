@@ -15,7 +15,6 @@ from pixelplayer.metrics import best_permutation, score_batch
 from pixelplayer.mixsep import SpecConfig
 from pixelplayer.nmf import kl_divergence, kl_nmf
 from tests.conftest import tone
-from tests.test_train import prepared  # noqa: F401  (the tiny prepared dataset fixture)
 
 SR = 11025
 

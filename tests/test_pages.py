@@ -390,3 +390,27 @@ def test_eval_page_in_browser(tmp_path, open_page):
     widths = page.eval_on_selector_all("img", "imgs => imgs.map((i) => i.naturalWidth)")
     assert len(widths) == 2 * (1 + 2 * (3 + 2 + 2)) and min(widths) > 0
     _save_screenshot(page, "eval-page.png")
+
+
+def test_hostile_video_name_shows_as_text_in_browser(tmp_path, browser):
+    """A video named like markup (`separate` on `<img src=x onerror=alert(1)>.mp4`) shows its
+    name literally: no element injected, no script run, no dialog."""
+    name = "<img src=x onerror=alert(1)>.mp4"
+    root = make_result(tmp_path, video=f"videos/{name}", model='"><script>alert(2)</script>')
+    path = write_separation_page(root)
+    page = browser.new_page()
+    dialogs, errors = [], []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(path.as_uri(), wait_until="load")
+        page.wait_for_timeout(300)  # an injected onerror handler would have fired by now
+        srcs = page.eval_on_selector_all("img", "imgs => imgs.map((i) => i.getAttribute('src'))")
+        assert "x" not in srcs and all(s.endswith(".png") or s.endswith(".jpg") for s in srcs)
+        assert page.locator("script").count() == 2  # the page's own: cell table and script
+        assert name in page.text_content(".meta")
+        assert '"><script>alert(2)</script>' in page.text_content(".meta")
+        assert page.title() == f"PixelPlayer: {name}"
+        assert not dialogs and not errors
+    finally:
+        page.close()

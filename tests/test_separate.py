@@ -14,9 +14,7 @@ import torch
 
 from pixelplayer.audio import load_audio
 from pixelplayer.cli import main
-from pixelplayer.config import load_config, save_config
 from pixelplayer.errors import MediaError, PixelPlayerError
-from pixelplayer.models.registry import save_checkpoint
 from pixelplayer.separate import (
     Separator,
     group_cells,
@@ -27,9 +25,8 @@ from pixelplayer.separate import (
     sounding_cells,
     window_starts,
 )
-from pixelplayer.train import build_model
 from pixelplayer.video import probe, write_video
-from tests.conftest import tone
+from tests.conftest import tone, untrained_run
 
 TINY = [
     "model_kwargs={k: 8, frame: {width: 8}, sound: {ngf: 4, levels: 5}}",
@@ -53,13 +50,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A run folder with an untrained tiny PixelPlayer (config.yaml + best.pt)."""
-    folder = tmp_path_factory.mktemp("run")
-    cfg = load_config("configs/pixelplayer-cpu.yaml", TINY)
-    torch.manual_seed(0)
-    model, kwargs = build_model(cfg)
-    save_config(cfg, folder / "config.yaml")
-    save_checkpoint(folder / "best.pt", model, cfg.model, kwargs)
-    return folder
+    return untrained_run(tmp_path_factory.mktemp("run"), TINY)
 
 
 @pytest.fixture(scope="module")

@@ -37,16 +37,6 @@ def _args(*pairs):
     return [a for p in pairs for a in ("--set", p)]
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    synth = ["data", "synth", str(root / "synth"), "--classes", "violin,drums,flute"]
-    assert main([*synth, "--clips", "4", "--seconds", "3", "--size", "64", "--workers", "1"]) == 0
-    prep = ["data", "prepare", str(root / "synth" / "videos"), str(root / "prepared")]
-    assert main([*prep, "--workers", "1", "--short-side", "64", "--split", "0.5,0.25,0.25"]) == 0
-    return root / "prepared"
-
-
 def _train_argv(prepared, out, *sets, config="configs/pixelplayer-cpu.yaml"):
     cfg = ["--config", config] if config else []
     return [
@@ -149,9 +139,100 @@ def test_kill_9_then_resume(prepared, tmp_path):
     done = load_checkpoint(out / "last.pt")["train_state"]["epoch"]
     assert done >= 1
     target = done + 2
-    # resume with the stored config, only raising the epoch budget
-    assert main(_train_argv(prepared, out, f"train.epochs={target}", config=None)) == 0
+    # the killed run had one thread; another count sums floats in another order
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        # resume with the stored config, only raising the epoch budget
+        assert main(_train_argv(prepared, out, f"train.epochs={target}", config=None)) == 0
+        whole = tmp_path / "whole"
+        assert main(_train_argv(prepared, whole, *TINY, f"train.epochs={target}")) == 0
+    finally:
+        torch.set_num_threads(threads)
     epochs = [int(r["epoch"]) for r in _history(out)]
     assert epochs[-1] == target
     assert epochs == sorted(set(epochs))  # no epoch repeated or lost
     assert torch.load(out / "last.pt", weights_only=True)["train_state"]["epoch"] == target
+    # against the run that was never interrupted: the same data order, augmentation, weights
+    # and optimizer state after the resume, so the same figures up to float rounding
+    resumed = [float(r["train_loss"]) for r in _history(out)]
+    straight = [float(r["train_loss"]) for r in _history(whole)]
+    worst = max(abs(a - b) for a, b in zip(resumed, straight, strict=True))
+    print(f"killed after epoch {done}: largest train_loss difference {worst:.2e} over {target}")
+    assert worst < 1e-6
+
+
+def _nan_at(monkeypatch, calls, where="loss"):
+    """mixsep.loss (or the network input) turns NaN on the given 1-based calls, or "all"."""
+    from pixelplayer import mixsep
+
+    real, count = getattr(mixsep, where), [0]
+
+    def poisoned(*args, **kwargs):
+        count[0] += 1
+        value = real(*args, **kwargs)
+        if calls == "all" or count[0] in calls:
+            nan = float("nan")
+            return value * nan if where == "loss" else (value[0], value[1] * nan)
+        return value
+
+    monkeypatch.setattr(mixsep, where, poisoned)
+
+
+def test_nan_loss_stops_naming_step_and_epoch(prepared, tmp_path, monkeypatch):
+    _nan_at(monkeypatch, {3})  # epoch 2, batch 1 (2 batches per epoch)
+    with pytest.raises(PixelPlayerError, match=r"loss became nan at step 3 \(epoch 2, batch 1\)"):
+        main(["--debug", *_train_argv(prepared, tmp_path / "run", *TINY)])
+
+
+def test_nan_loss_skip_counts_batches(prepared, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    # NaN spectrogram for epoch 1, batch 2: the forward pass would also poison BatchNorm's
+    # running statistics, which the skip must undo
+    _nan_at(monkeypatch, {2}, where="network_input")
+    assert _train(prepared, out, "train.on_nan=skip") == 0
+    rows = _history(out)
+    assert [r["skipped"] for r in rows] == ["1", "0"]
+    assert [int(r["step"]) for r in rows] == [1, 3]  # no optimizer step for the skipped batch
+    assert "1 of 2 batches skipped" in capsys.readouterr().out
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["train_state"]["skipped"] == 1
+    weights = [v for v in ckpt["state_dict"].values() if v.is_floating_point()]
+    assert all(torch.isfinite(v).all() for v in weights)
+    # an epoch that skipped every batch stops the run all the same
+    _nan_at(monkeypatch, "all")
+    with pytest.raises(PixelPlayerError, match="every batch of epoch 3"):
+        main(["--debug", *_train_argv(prepared, out, "train.epochs=3", config=None)])
+
+
+FILL_DISK = """
+import resource, signal, sys, torch
+from pixelplayer.errors import PixelPlayerError
+from pixelplayer.models.registry import save_checkpoint
+path, limit = sys.argv[1], int(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+save_checkpoint(path, torch.nn.Linear(8, 8), "linear", {}, note="first")
+try:
+    save_checkpoint(path, torch.nn.Linear(512, 512), "linear", {}, note="second")
+except PixelPlayerError as exc:
+    print(exc)
+"""
+
+
+def test_checkpoint_write_past_the_size_limit_keeps_the_previous(tmp_path):
+    path = tmp_path / "last.pt"
+    limit = 200_000  # the first checkpoint is a few kB, the second about 1 MB
+    done = subprocess.run(
+        [sys.executable, "-c", FILL_DISK, str(path), str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    message = done.stdout.strip()
+    print(message)
+    assert message.startswith(f"cannot write {path}: File too large")
+    assert "MB" in message and "\n" not in message
+    assert load_checkpoint(path)["note"] == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left

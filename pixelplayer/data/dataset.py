@@ -3,6 +3,10 @@
 Training draws fresh mixtures from a seeded generator (seed, epoch, item), so a resumed run
 sees the same data as an uninterrupted one. Evaluation reads a fixed mixture list from a file,
 so every method is scored on the same mixtures.
+
+Clips are decoded from their JPEG frames and wav files, or served from a cache of decoded arrays
+(`pixelplayer data cache`, see data/cache.py) when one matches the frame size and rate: the
+same shapes and dtypes, frames identical for training crops, audio within an int16 step.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from pixelplayer.audio import resample
+from pixelplayer.data.cache import ClipCache, find_cache, open_cache, resize_short_side, stored_side
 from pixelplayer.data.index import Clip, frame_path
 from pixelplayer.errors import MediaError, PixelPlayerError
 
@@ -56,13 +61,26 @@ def usable_clips(clips: list[Clip], cfg: SampleConfig) -> tuple[list[Clip], int]
     return good, len(clips) - len(good)
 
 
-def draw_mixture(
-    rng: np.random.Generator, clips: list[Clip], cfg: SampleConfig, train: bool
-) -> Mixture:
-    """Pick `num_mix` clips (of distinct classes when asked) and a window in each."""
+def clips_by_class(clips: list[Clip]) -> dict[str, list[int]]:
+    """class -> indices of its clips in `clips`."""
     by_class: dict[str, list[int]] = {}
     for i, c in enumerate(clips):
         by_class.setdefault(c.cls, []).append(i)
+    return by_class
+
+
+def draw_mixture(
+    rng: np.random.Generator,
+    clips: list[Clip],
+    cfg: SampleConfig,
+    train: bool,
+    by_class: dict[str, list[int]] | None = None,
+) -> Mixture:
+    """Pick `num_mix` clips (of distinct classes when asked) and a window in each.
+
+    `by_class` is `clips_by_class(clips)`, given by callers that draw many mixtures.
+    """
+    by_class = clips_by_class(clips) if by_class is None else by_class
     if cfg.distinct_classes and len(by_class) >= cfg.num_mix:
         classes = rng.choice(sorted(by_class), size=cfg.num_mix, replace=False)
         picks = [by_class[c][rng.integers(len(by_class[c]))] for c in classes]
@@ -139,6 +157,16 @@ def read_window(clip: Clip, start: float, cfg: SampleConfig) -> np.ndarray:
     return out
 
 
+def cached_window(cache: ClipCache, clip: Clip, start: float, cfg: SampleConfig) -> np.ndarray:
+    """`read_window` from the cache: (audio_len,) float32, zero-padded past the clip's end."""
+    samples, step = cache.audio(clip.video_id)  # (num_samples,) int16 at cfg.sr
+    first = int(round(start * cfg.sr))
+    seg = samples[first : first + cfg.audio_len]
+    out = np.zeros(cfg.audio_len, np.float32)
+    out[: len(seg)] = seg * np.float32(step)
+    return out
+
+
 def frame_times(start: float, cfg: SampleConfig) -> list[float]:
     """Times (s) of the frames shown for an audio window: centred on it, `stride` apart."""
     centre = start + cfg.audio_len / cfg.sr / 2
@@ -153,29 +181,68 @@ def load_frame(path: Path, size: int, rng: np.random.Generator | None) -> np.nda
             img = im.convert("RGB")
     except Exception as exc:
         raise MediaError(path, "unreadable", str(exc)) from exc
-    scale_to = size if rng is None else int(round(size * 1.14))
-    w, h = img.size
-    r = scale_to / min(w, h)
-    img = img.resize((max(size, round(w * r)), max(size, round(h * r))), Image.BILINEAR)
-    w, h = img.size
+    img = resize_short_side(img, size if rng is None else stored_side(size), size)
+    return crop_frame(np.asarray(img), size, rng)
+
+
+def crop_frame(img: np.ndarray, size: int, rng: np.random.Generator | None) -> np.ndarray:
+    """(H, W, 3) -> (size, size, 3) view: the centre, or a random place when `rng` is given."""
+    h, w = img.shape[:2]
     if rng is None:
         x, y = (w - size) // 2, (h - size) // 2
     else:
         x, y = int(rng.integers(w - size + 1)), int(rng.integers(h - size + 1))
-    return np.asarray(img.crop((x, y, x + size, y + size)))
+    return img[y : y + size, x : x + size]
 
 
-def load_frames(clip: Clip, times: list[float], fps: float, size: int, rng=None) -> np.ndarray:
-    """(3, T, size, size) float32, ImageNet-normalised; one crop and flip for all T frames."""
+def cached_frame(
+    cache: ClipCache, clip: Clip, i: int, size: int, rng: np.random.Generator | None
+) -> np.ndarray:
+    """`load_frame` from the cache: (size, size, 3) uint8 without decoding a JPEG."""
+    img = cache.frames(clip.video_id)[i]  # (h, w, 3), shorter side stored_side(size)
+    if rng is None:  # evaluation scale: the shorter side at `size` (one uint8 resize)
+        img = np.asarray(resize_short_side(Image.fromarray(np.asarray(img)), size, size))
+    return crop_frame(img, size, rng)
+
+
+def load_frames(
+    clip: Clip,
+    times: list[float],
+    fps: float,
+    size: int,
+    rng=None,
+    cache: ClipCache | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """(3, T, size, size) float32, ImageNet-normalised; one crop and flip for all T frames.
+
+    Frames come from the JPEGs, or from `cache` when given; written into `out` when given.
+    """
     seed = None if rng is None else int(rng.integers(2**31))
     flip = rng is not None and rng.random() < 0.5
-    out = []
-    for t in times:
+    if out is None:
+        out = np.empty((3, len(times), size, size), np.float32)
+    for j, t in enumerate(times):
         i = min(max(int(t * fps), 0), clip.num_frames - 1)  # frame k shows time k / fps
         crop_rng = None if seed is None else np.random.default_rng(seed)
-        img = load_frame(frame_path(clip.frames_dir, i), size, crop_rng)
-        out.append(img[:, ::-1] if flip else img)
-    return np.ascontiguousarray(normalize_frames(np.stack(out)).transpose(3, 0, 1, 2))
+        if cache is None:
+            img = load_frame(frame_path(clip.frames_dir, i), size, crop_rng)
+        else:
+            img = cached_frame(cache, clip, i, size, crop_rng)
+        normalize_into(img[:, ::-1] if flip else img, out[:, j])
+    return out
+
+
+def normalize_into(img: np.ndarray, out: np.ndarray) -> None:
+    """`normalize_frames` of (H, W, 3) uint8 written channel-first into (3, H, W) float32.
+
+    The same float32 operations in place, so the values are identical. One contiguous uint8
+    copy first: casting straight from a strided view (a flipped crop of a memory map) is several
+    times slower than the copy.
+    """
+    np.divide(np.ascontiguousarray(img.transpose(2, 0, 1)), np.float32(255.0), out=out)
+    out -= IMAGENET_MEAN[:, None, None]
+    out /= IMAGENET_STD[:, None, None]
 
 
 def normalize_frames(frames: np.ndarray) -> np.ndarray:
@@ -194,6 +261,9 @@ class MixDataset(Dataset):
     With `mixtures` given it serves that fixed list; otherwise it draws `length` random ones
     per epoch from seed (seed, epoch, item). `audios` are the sources as mixed (gain applied,
     divided by N), so mix == audios.sum(0) exactly.
+
+    `cache`: True uses a cache of these clips at cfg.frame_size and cfg.sr when one is found
+    (`pixelplayer data cache`), False always decodes, a folder uses that cache.
     """
 
     def __init__(
@@ -204,6 +274,7 @@ class MixDataset(Dataset):
         length: int = 1000,
         seed: int = 0,
         train: bool = True,
+        cache: bool | str | Path = True,
     ):
         self.clips, too_short = usable_clips(clips, cfg)
         self.too_short = too_short
@@ -217,6 +288,26 @@ class MixDataset(Dataset):
         self.seed, self.epoch = seed, 0
         self.by_id = {c.video_id: c for c in self.clips}
         self.classes = sorted({c.cls for c in self.clips})
+        self.by_class = clips_by_class(self.clips)
+        self.cache = self._open_cache(cache)
+
+    def _open_cache(self, cache: bool | str | Path) -> ClipCache | None:
+        cfg = self.cfg
+        if cache is True:
+            return find_cache(self.clips, cfg.frame_size, cfg.sr)
+        if cache is False:
+            return None
+        found = open_cache(cache)
+        if (found.size, found.sr) != (cfg.frame_size, cfg.sr):
+            raise PixelPlayerError(
+                f"{cache}: cached for {found.size} px at {found.sr} Hz, not {cfg.frame_size} px "
+                f"at {cfg.sr} Hz; build one with `pixelplayer data cache --size "
+                f"{cfg.frame_size} --sr {cfg.sr}`"
+            )
+        if not found.covers(self.clips):
+            raise PixelPlayerError(f"{cache}: does not hold every clip of this dataset")
+        found.check_fresh(self.clips)
+        return found
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -228,7 +319,7 @@ class MixDataset(Dataset):
         if self.mixtures is not None:
             return self.mixtures[i]
         rng = np.random.default_rng((self.seed, self.epoch, i))
-        return draw_mixture(rng, self.clips, self.cfg, self.train)
+        return draw_mixture(rng, self.clips, self.cfg, self.train, self.by_class)
 
     def __getitem__(self, i: int) -> dict:
         cfg = self.cfg
@@ -236,14 +327,20 @@ class MixDataset(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, i, 1)) if self.train else None
         n = len(mix.videos)
         audios = np.zeros((n, cfg.audio_len), np.float32)
-        frames = []
+        size = cfg.frame_size
+        frames = np.empty((n, 3, cfg.num_frames, size, size), np.float32)
         for j, (vid, start) in enumerate(zip(mix.videos, mix.starts, strict=True)):
             clip = self.by_id[vid]
             gain = mix.gains[j] if mix.gains else 1.0
-            audios[j] = read_window(clip, start, cfg) * gain / n
-            frames.append(load_frames(clip, frame_times(start, cfg), cfg.fps, cfg.frame_size, rng))
+            if self.cache is None:
+                wav = read_window(clip, start, cfg)
+            else:
+                wav = cached_window(self.cache, clip, start, cfg)
+            audios[j] = wav * gain / n
+            times = frame_times(start, cfg)
+            load_frames(clip, times, cfg.fps, size, rng, self.cache, out=frames[j])
         return {
-            "frames": torch.from_numpy(np.stack(frames)),
+            "frames": torch.from_numpy(frames),
             "audios": torch.from_numpy(audios),
             "mix": torch.from_numpy(audios.sum(0)),
             "classes": torch.tensor([self.classes.index(self.by_id[v].cls) for v in mix.videos]),

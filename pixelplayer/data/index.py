@@ -5,7 +5,9 @@ The format is CSV with a header::
     audio_path,frames_dir,num_frames,class,duration,video_id
     audio/flute/unRA0xR-XWc.wav,frames/flute/unRA0xR-XWc,744,flute,93.0,flute/unRA0xR-XWc
 
-Paths are relative to the index file's folder, so a prepared folder can be moved as a whole.
+Paths are relative to the index file's folder, so a prepared folder can be moved as a whole;
+files outside that folder are written as absolute paths. A relative path that climbs out of the
+folder (`../../etc/passwd`) is refused: an index names files where it says it does.
 `video_id` is `<class>/<id>`, unique within a dataset (training looks clips up by it).
 
 `read_index` also reads the original Sound-of-Pixels format: no header, rows
@@ -18,6 +20,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, overload
@@ -55,7 +58,10 @@ def _abs(path: str | Path) -> Path:
 
 
 def _rel(path: Path, base: Path) -> str:
-    # POSIX separators so an index written on one system reads on another
+    # POSIX separators so an index written on one system reads on another; files outside the
+    # index's folder keep their absolute path, as relative ones may not climb out (see _inside)
+    if not path.is_relative_to(base):
+        return path.as_posix()
     return Path(os.path.relpath(path, base)).as_posix()
 
 
@@ -105,15 +111,32 @@ def _join(base: Path, value: str) -> Path:
     return Path(os.path.normpath(base / value))
 
 
-def _legacy_path(value: str, base: Path) -> Path:
+def _inside(base: Path, value: str, where: str, column: str) -> Path:
+    """An index path: absolute as written, else relative to `base` and not climbing out of it.
+
+    Lexical, like _abs: a symlink inside the folder may point anywhere, as the user chose.
+    """
+    if Path(value).is_absolute():
+        return _abs(value)
+    path = _join(base, value)
+    if not path.is_relative_to(base):
+        raise PixelPlayerError(
+            f"{where}: {column} {value!r} climbs out of {base}; an index may name files outside "
+            "its folder only by absolute path"
+        )
+    return path
+
+
+def _legacy_path(value: str, base: Path, where: str, column: str) -> Path:
     """A legacy path: absolute, else relative to the index's folder, else to the working dir."""
     p = Path(value)
     if p.is_absolute():
         return _abs(p)
     near = _join(base, value)
     if near.exists() or not p.exists():
-        return near
-    return _abs(p)  # the original scripts wrote paths relative to where they ran
+        return _inside(base, value, where, column)
+    # the original scripts wrote paths relative to where they ran
+    return _inside(_abs(Path.cwd()), value, where, column)
 
 
 def _legacy_duration(audio: Path, num_frames: int) -> float:
@@ -192,8 +215,8 @@ def _parse_new(path: Path, base: Path, header: list[str], rows: list[list[str]])
         get = {name: row[i].strip() for name, i in col.items()}
         clips.append(
             Clip(
-                audio_path=_join(base, get["audio_path"]),
-                frames_dir=_join(base, get["frames_dir"]),
+                audio_path=_inside(base, get["audio_path"], where, "audio_path"),
+                frames_dir=_inside(base, get["frames_dir"], where, "frames_dir"),
                 num_frames=_parse_int(get["num_frames"], where),
                 cls=get["class"],
                 duration=_parse_float(get["duration"], where, "duration"),
@@ -220,8 +243,8 @@ def _parse_legacy(path: Path, base: Path, rows: list[list[str]]) -> list[Clip]:
                 f"{','.join(COLUMNS)} or headerless rows {','.join(LEGACY_COLUMNS)}"
             )
         num = _parse_int(row[2], where)
-        audio = _legacy_path(row[0].strip(), base)
-        frames = _legacy_path(row[1].strip(), base)
+        audio = _legacy_path(row[0].strip(), base, where, "audio_path")
+        frames = _legacy_path(row[1].strip(), base, where, "frames_dir")
         clips.append(
             Clip(
                 audio_path=audio,
@@ -247,6 +270,18 @@ def missing_files(clip: Clip) -> str:
     return ""
 
 
+def _check_ids(path: str | Path, clips: list[Clip]) -> None:
+    """Refuse an index without clips, or with a video id twice (clips are looked up by id)."""
+    if not clips:
+        raise PixelPlayerError(f"{path}: the index lists no clips; prepare more data")
+    twice = [vid for vid, n in Counter(c.video_id for c in clips).items() if n > 1]
+    if twice:
+        named = ", ".join(twice[:MAX_NAMED]) + (", ..." if len(twice) > MAX_NAMED else "")
+        raise PixelPlayerError(
+            f"{path}: video ids listed more than once ({named}); each clip needs its own id"
+        )
+
+
 @overload
 def read_index(path: str | Path, skip_missing: Literal[False] = False) -> list[Clip]: ...
 
@@ -258,10 +293,13 @@ def read_index(path: str | Path, skip_missing: Literal[True]) -> tuple[list[Clip
 def read_index(path: str | Path, skip_missing: bool = False) -> list[Clip] | tuple[list[Clip], int]:
     """Read an index (either format) and check that every clip's files exist.
 
-    By default a clip with missing files is an error that names the first few. With
-    `skip_missing=True` it returns (the complete clips, how many were left out) instead.
+    By default (training, evaluation) an index without clips, a video id listed twice, or a
+    clip with missing files is an error that names the first few. With `skip_missing=True` it
+    returns (the complete clips, how many were left out) instead.
     """
     clips = parse_index(path)
+    if not skip_missing:
+        _check_ids(path, clips)
     good, bad = [], []
     for c in clips:
         problem = missing_files(c)

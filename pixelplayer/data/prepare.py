@@ -45,7 +45,7 @@ from pixelplayer.data.index import (
 )
 from pixelplayer.errors import MediaError, PixelPlayerError
 from pixelplayer.parallel import imap_unordered, worker_count
-from pixelplayer.video import iter_frames, probe
+from pixelplayer.video import check_frame_size, iter_frames, probe
 
 JPEG_QUALITY = 90
 REJECTED_COLUMNS = ["path", "reason", "detail"]
@@ -125,9 +125,10 @@ def _convert(task: _Task) -> dict:
     src, out = Path(task.src), Path(task.out)
     info = probe(src)
     if not info.has_video:
-        raise MediaError(src, "no video stream")
+        raise MediaError(src, "no video stream", "an audio file; training needs the pictures too")
     if not info.has_audio:
-        raise MediaError(src, "no audio stream")
+        raise MediaError(src, "no audio stream", "training needs each video's soundtrack")
+    check_frame_size(info)
     # a cheap early answer; the decoded length is checked again below
     if 0 < info.duration < task.min_seconds:
         raise MediaError(src, "too short", f"{info.duration:.2f} s < {task.min_seconds:g} s")
@@ -189,6 +190,11 @@ def _prepare_one(task: _Task) -> tuple[_Task, dict | None, Rejection | None]:
         reason = _REASONS.get(exc.reason, exc.reason)
         detail = exc.detail if reason == exc.reason else f"{exc.reason}: {exc.detail}".rstrip(": ")
         return task, None, Rejection(task.src, reason, detail)
+    except OSError:
+        raise  # the output folder (disk full, permissions): every file would fail alike
+    except Exception as exc:  # anything else this one file set off must not stop the batch
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        return task, None, Rejection(task.src, "failed", detail)
 
 
 # --- the whole folder ------------------------------------------------------------------------

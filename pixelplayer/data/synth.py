@@ -43,6 +43,7 @@ DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 EMOJI_PPEM = 109  # Noto Color Emoji holds bitmaps at this size only
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_PICTURE_PIXELS = 50_000_000  # sprites are drawn at most 512 px: larger only costs memory
 DISTRACTOR_DIR = "_distractors"  # optional IMAGES/_distractors/*.png replaces the emoji ones
 MIN_RENDER_SR = 22050  # render at least this fast, then resample: less aliasing at 11025 Hz
 
@@ -377,15 +378,32 @@ def _user_picture(path: Path) -> Image.Image:
     if key not in _PICTURES:
         try:
             with Image.open(path) as src:
-                im = ImageOps.exif_transpose(src)
+                if src.width * src.height > MAX_PICTURE_PIXELS:
+                    raise PixelPlayerError(
+                        f"{path}: the picture is {src.width}x{src.height} px; give one under "
+                        f"{MAX_PICTURE_PIXELS // 1_000_000} megapixels (it is drawn at most 512 px)"
+                    )
+                im = _eight_bit(ImageOps.exif_transpose(src))
                 has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
                 im = im.convert("RGBA") if has_alpha else im.convert("RGB").convert("RGBA")
-        except (OSError, ValueError) as exc:
-            raise PixelPlayerError(f"{path}: unreadable image ({exc})") from exc
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            detail = " ".join(str(exc).split())
+            raise PixelPlayerError(f"{path}: unreadable image ({detail})") from exc
         im = _crop_alpha(im, str(path))
         im.thumbnail((512, 512), Image.LANCZOS)  # sprites are never drawn larger
         _PICTURES[key] = im
     return _PICTURES[key]
+
+
+def _eight_bit(im: Image.Image) -> Image.Image:
+    """16-bit and float grey ("I;16", "I", "F") as 8-bit "L": Pillow's own conversion clips
+    every value above 255, so most such pictures would turn white."""
+    if im.mode not in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return im
+    values = np.asarray(im, np.float64)
+    top = 65535.0 if im.mode.startswith("I;16") else max(float(np.nanmax(values)), 1.0)
+    scaled = np.clip(np.nan_to_num(values) / top * 255.0, 0, 255)
+    return Image.fromarray(np.round(scaled).astype(np.uint8), "L")
 
 
 def _image_files(folder: Path) -> list[Path]:

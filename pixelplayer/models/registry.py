@@ -7,8 +7,11 @@ torch.load(weights_only=True): tensors and plain Python data only, never arbitra
 
 from __future__ import annotations
 
+import errno
 import importlib
+import io
 import os
+import shutil
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
@@ -57,7 +60,11 @@ def get_class(name: str) -> type[nn.Module]:
 
 def build(name: str, **kwargs: Any) -> nn.Module:
     """Instantiate the model registered as `name` with `kwargs`."""
-    return get_class(name)(**kwargs)
+    cls = get_class(name)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:  # a misspelt or impossible option in model_kwargs
+        raise PixelPlayerError(f"cannot build {name!r} from model_kwargs ({exc})") from exc
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -112,18 +119,29 @@ def save_checkpoint(
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
     """torch.save to a temp file in the same folder, fsync, then os.replace: a crash mid-write
-    leaves the previous file intact."""
+    leaves the previous file intact.
+
+    The object is serialised in memory first, so a failing write (disk full, file size limit)
+    surfaces as the OSError it is, not as torch's zip-writer error; the previous file stays and
+    the temp file is removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            f.write(buf.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise PixelPlayerError(_write_error(path, exc, buf.getbuffer().nbytes)) from exc
         raise
     try:  # make the rename itself durable; not possible on every platform
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -134,6 +152,24 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     except OSError:
         pass
     return path
+
+
+def _write_error(path: Path, exc: OSError, size: int) -> str:
+    """One line: what failed, why, and what to do about it."""
+    reason = exc.strerror or str(exc)
+    need = f"{size / 1e6:.1f} MB"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 1e6:.1f} MB free"
+        except OSError:
+            free = "free space unknown"
+        return f"cannot write {path}: {reason}; free space on that disk ({free}, {need} needed)"
+    if exc.errno == errno.EFBIG:
+        return (
+            f"cannot write {path}: {reason}; the file system or a file size limit (ulimit -f) "
+            f"refuses a {need} file"
+        )
+    return f"cannot write {path}: {reason}; check the folder's permissions and free space"
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -194,7 +230,14 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise PixelPlayerError(
             f"{path}: cannot build {ckpt['model']!r} from the stored kwargs ({exc})"
         ) from exc
-    sd, own = ckpt["state_dict"], model.state_dict()
+    load_weights(model, ckpt["state_dict"], path)
+    return model.eval(), ckpt
+
+
+def load_weights(model: nn.Module, sd: dict[str, torch.Tensor], path: str | Path) -> None:
+    """model.load_state_dict(sd), with weights that do not fit (another model, other sizes)
+    reported as one line naming the first keys, instead of torch's RuntimeError."""
+    own = model.state_dict()
     problems = [
         _summary(label, keys)
         for label, keys in (
@@ -207,4 +250,3 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     if problems:
         raise PixelPlayerError(f"{path}: weights do not fit the model ({'; '.join(problems)})")
     model.load_state_dict(sd, strict=True)
-    return model.eval(), ckpt
