@@ -31,6 +31,7 @@ from pixelplayer.data.dataset import SampleConfig, frame_times, load_frames, rea
 from pixelplayer.data.index import Clip, read_index, resolve_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.mixsep import SpecConfig, mixture_spec
+from pixelplayer.models.frame import normalize_pixels
 from pixelplayer.models.registry import (
     load_checkpoint,
     load_model,
@@ -147,7 +148,8 @@ class FrameClassifier(nn.Module):
     """A small image classifier: the visual labeler's checkpoint format.
 
     Stored with models.registry.save_checkpoint(path, model, "miml_classifier",
-    {"classes": [...], "width": w}); input ImageNet-normalised frames (B, 3, H, W).
+    {"classes": [...], "width": w}); input ImageNet-normalised frames (B, 3, H, W)
+    (`models.frame.normalize_pixels`).
     """
 
     def __init__(self, classes: list[str], width: int = 16):
@@ -184,6 +186,7 @@ class ClassifierLabeler:
         """(V, 3, T, H, W) frames of V videos -> (V, L) probabilities, averaged over the T."""
         v, c, t, h, w = frames.shape
         x = frames.permute(0, 2, 1, 3, 4).reshape(v * t, c, h, w).to(self.device)
+        x = normalize_pixels(x)  # uint8 pixels from the dataset -> the classifier's input
         logits = self.model(x)[:, self.columns].float()
         return torch.softmax(logits, dim=1).reshape(v, t, -1).mean(1).cpu()
 

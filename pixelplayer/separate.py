@@ -496,7 +496,7 @@ class Separator:
 
     def _frame_net(self, frames: np.ndarray) -> torch.Tensor:
         """(B, H, W, 3) uint8 -> raw per-pixel features (B, K, h, w) float32 on the CPU."""
-        x = torch.from_numpy(dataset.normalize_frames(frames).transpose(0, 3, 1, 2))
+        x = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.dtype):
             y = self.model.frame_net.forward_pixels(x)  # (B, K, 1, h, w)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import importlib
 import math
 import os
 import time
@@ -31,10 +32,12 @@ from pixelplayer.data.dataset import MixDataset, fixed_mixtures
 from pixelplayer.data.index import read_index, resolve_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.metrics import bss_eval
-from pixelplayer.models.registry import build, load_checkpoint, save_checkpoint
+from pixelplayer.models.registry import build, load_checkpoint, load_weights, save_checkpoint
 from pixelplayer.precision import amp_dtype, autocast, fast_layout
 from pixelplayer.separators import MaskModelSeparator
 
+# model -> (module with its `train_<model>` loop, name in messages)
+OWN_LOOPS = {"miml": ("pixelplayer.miml", "AV-MIML"), "ame": ("pixelplayer.ame", "AME")}
 HISTORY_FIELDS = [
     "epoch",
     "step",
@@ -87,9 +90,31 @@ def build_model(cfg: Config) -> tuple[torch.nn.Module, dict]:
         kwargs.setdefault("frame", {})
         kwargs["frame"] = {**kwargs["frame"], "pretrained": cfg.frame_weights}
     model = build(cfg.model, **kwargs)
+    sound_net = getattr(model, "sound_net", None)
+    if sound_net is not None:
+        _check_spectrogram_size(cfg, sound_net.levels)
     # the weights now live in the state dict; a checkpoint must not need the file again
     kwargs.get("frame", {}).pop("pretrained", None)
     return model, kwargs
+
+
+def _check_spectrogram_size(cfg: Config, levels: int) -> None:
+    """The U-Net halves the spectrogram `levels` times: both sides must divide by 2**levels."""
+    step, hop = 2**levels, cfg.spec.hop
+    rows = cfg.spec.freq_rows if cfg.spec.log_freq else cfg.spec.n_fft // 2 + 1
+    cols = 1 + cfg.sample.audio_len // hop  # STFT frames of one window
+    if rows % step:
+        raise PixelPlayerError(
+            f"the U-Net's {levels} levels need spectrogram rows that divide by {step}, not "
+            f"{rows}; use spec.log_freq with spec.freq_rows={step * max(1, round(rows / step))}"
+        )
+    if cols % step:
+        fit = hop * step * max(1, round(cols / step)) - 1
+        raise PixelPlayerError(
+            f"the U-Net's {levels} levels need a window of STFT frames that divides by {step}, "
+            f"but sample.audio_len {cfg.sample.audio_len} with hop {hop} gives {cols}; try "
+            f"sample.audio_len={fit}"
+        )
 
 
 def default_workers() -> int:
@@ -226,12 +251,12 @@ def train(
     out = Path(out)
     stored = out / "config.yaml"
     model = cfg.model if cfg is not None else load_config(stored).model if stored.is_file() else ""
-    if model == "miml":  # AV-MIML learns NMF bases, not masks: its own loop
+    if model in OWN_LOOPS:  # models that learn something other than masks: their own loop
+        module, title = OWN_LOOPS[model]
         if distributed.env_world()[1] > 1:
-            raise PixelPlayerError("AV-MIML trains in one process; run it without torchrun")
-        from pixelplayer.miml import train_miml
-
-        return train_miml(cfg, data, out, device, progress)
+            raise PixelPlayerError(f"{title} trains in one process; run it without torchrun")
+        loop = getattr(importlib.import_module(module), f"train_{model}")
+        return loop(cfg, data, out, device, progress)
     dev = distributed.init_from_env(device)
     try:
         return _train_masks(cfg, data, out, dev, progress)
@@ -294,7 +319,7 @@ def _train_masks(
     state = {"epoch": 0, "step": 0, "best_sdr": -math.inf, "seconds": 0.0, "skipped": 0}
     if resuming:  # every rank loads the same checkpoint
         ckpt = load_checkpoint(out / "last.pt")
-        model.load_state_dict(ckpt["state_dict"])
+        load_weights(model, ckpt["state_dict"], out / "last.pt")
         optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler") and scaler.is_enabled():
             scaler.load_state_dict(ckpt["scaler"])
@@ -496,7 +521,8 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         choices=sorted(MODEL_PRESETS),
-        help="use this model's preset when --config is not given (miml: configs/miml.yaml)",
+        help="use this model's preset when --config is not given: configs/pixelplayer-cpu.yaml, "
+        "configs/miml.yaml (AV-MIML), configs/ame.yaml (AMnet's audio-motion embedding)",
     )
     p.add_argument("--data", required=True, help="prepared folder (with train.csv, val.csv)")
     p.add_argument("--out", required=True, help="run folder (created, or resumed)")
@@ -513,7 +539,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-MODEL_PRESETS = {"miml": "miml.yaml", "pixelplayer": "pixelplayer-cpu.yaml"}
+MODEL_PRESETS = {"ame": "ame.yaml", "miml": "miml.yaml", "pixelplayer": "pixelplayer-cpu.yaml"}
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 

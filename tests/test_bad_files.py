@@ -45,21 +45,21 @@ def _eval(run, data, *extra) -> list:
 
 
 @pytest.fixture(scope="module")
-def run(prepared, tmp_path_factory) -> Path:  # noqa: F811
+def run(prepared, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "run"
     assert main(_train(prepared, out)) == 0
     return out
 
 
 @pytest.fixture
-def video(prepared) -> Path:  # noqa: F811
+def video(prepared) -> Path:
     return next((prepared.parent / "synth" / "videos").rglob("*.mp4"))
 
 
 # --- index files ------------------------------------------------------------------------------
 
 
-def _rows(prepared, split: str) -> list[list[str]]:  # noqa: F811
+def _rows(prepared, split: str) -> list[list[str]]:
     """The split's rows with absolute paths, so a copy of the index may live anywhere."""
     header, *rows = [
         line.split(",") for line in (prepared / f"{split}.csv").read_text().splitlines()
@@ -98,7 +98,7 @@ BAD_INDEXES = {
 }
 
 
-def _bad_data(prepared, tmp_path, make) -> Path:  # noqa: F811
+def _bad_data(prepared, tmp_path, make) -> Path:
     data = tmp_path / "data"
     data.mkdir()
     for split in ("train", "val", "test"):
@@ -111,21 +111,21 @@ def _bad_data(prepared, tmp_path, make) -> Path:  # noqa: F811
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INDEXES))
-def test_bad_index_at_train_and_eval(prepared, run, tmp_path, capsys, case):  # noqa: F811
+def test_bad_index_at_train_and_eval(prepared, run, tmp_path, capsys, case):
     make, phrase = BAD_INDEXES[case]
     data = _bad_data(prepared, tmp_path, make)
     _fails(capsys, _train(data, tmp_path / "out"), phrase)
     _fails(capsys, _eval(run, data, "--separator", "ibm"), phrase)
 
 
-def test_index_naming_files_by_absolute_path_is_accepted(prepared, run, tmp_path, capsys):  # noqa: F811
+def test_index_naming_files_by_absolute_path_is_accepted(prepared, run, tmp_path, capsys):
     # the climbing rule refuses '../', not files outside the folder named as they are
     data = _bad_data(prepared, tmp_path, lambda rows: [",".join(COLUMNS), *map(",".join, rows)])
     assert main([str(a) for a in _eval(run, data, "--separator", "ibm")]) == 0
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_too_few_clips_for_a_mixture(prepared, run, tmp_path, capsys):  # noqa: F811
+def test_too_few_clips_for_a_mixture(prepared, run, tmp_path, capsys):
     data = _bad_data(prepared, tmp_path, lambda rows: [",".join(COLUMNS), ",".join(rows[0])])
     _fails(capsys, _eval(run, data), "a mixture of 2 needs at least 2")
     _fails(capsys, _eval(run, prepared, "--n", "0"), "--n 0: give at least 1")
@@ -154,7 +154,7 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def test_truncated_checkpoint(prepared, run, tmp_path, capsys, video):  # noqa: F811
+def test_truncated_checkpoint(prepared, run, tmp_path, capsys, video):
     bad = _copy_run(run, tmp_path)
     _truncate(bad / "best.pt")
     _fails(capsys, _eval(bad, prepared), "truncated or corrupt")
@@ -163,7 +163,7 @@ def test_truncated_checkpoint(prepared, run, tmp_path, capsys, video):  # noqa: 
     _fails(capsys, _train(prepared, bad, config=None), "truncated or corrupt")
 
 
-def test_pickled_payload_never_runs(prepared, run, tmp_path, capsys, video):  # noqa: F811
+def test_pickled_payload_never_runs(prepared, run, tmp_path, capsys, video):
     marker = tmp_path / "payload-ran"
     evil = {"model": "pixelplayer", "kwargs": {}, "state_dict": {}, "x": _Payload(marker)}
     bad = _copy_run(run, tmp_path)
@@ -179,7 +179,7 @@ def test_pickled_payload_never_runs(prepared, run, tmp_path, capsys, video):  # 
     assert marker.exists()
 
 
-def test_checkpoint_of_another_model(prepared, run, tmp_path, capsys, video):  # noqa: F811
+def test_checkpoint_of_another_model(prepared, run, tmp_path, capsys, video):
     bad = _copy_run(run, tmp_path)
     miml = MIMLNet(bins=32, labels=3, subconcepts=2, hidden=8)
     kwargs = {"bins": 32, "labels": 3, "subconcepts": 2, "hidden": 8}
@@ -188,7 +188,7 @@ def test_checkpoint_of_another_model(prepared, run, tmp_path, capsys, video):  #
     _fails(capsys, ["separate", video, "--model", bad, "--no-progress"], "no pixel features")
 
 
-def test_checkpoint_with_weights_of_other_shapes(prepared, run, tmp_path, capsys, video):  # noqa: F811
+def test_checkpoint_with_weights_of_other_shapes(prepared, run, tmp_path, capsys, video):
     bad = _copy_run(run, tmp_path)
     ckpt = torch.load(bad / "best.pt", weights_only=True)
     ckpt["kwargs"]["k"] = 2 * ckpt["kwargs"]["k"]  # the stored weights are for the old k
@@ -198,7 +198,7 @@ def test_checkpoint_with_weights_of_other_shapes(prepared, run, tmp_path, capsys
     _fails(capsys, ["separate", video, "--model", bad, "--no-progress"], "bare state dict")
 
 
-def test_miml_run_with_unreadable_dictionary(prepared, tmp_path, capsys, video):  # noqa: F811
+def test_miml_run_with_unreadable_dictionary(prepared, tmp_path, capsys, video):
     bad = tmp_path / "miml"
     bad.mkdir()
     (bad / "config.yaml").write_text("model: miml\n")
@@ -238,7 +238,7 @@ BAD_CONFIGS = {
 
 
 @pytest.mark.parametrize("text", sorted(BAD_CONFIGS))
-def test_bad_config_at_train(prepared, tmp_path, capsys, text):  # noqa: F811
+def test_bad_config_at_train(prepared, tmp_path, capsys, text):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     _fails(capsys, _train(prepared, tmp_path / "out", config=path), BAD_CONFIGS[text])
@@ -254,15 +254,36 @@ def test_bad_config_at_train(prepared, tmp_path, capsys, text):  # noqa: F811
         ("model_kwargs={kk: 8}", "unknown config key model_kwargs.kk for model 'pixelplayer'"),
         ("model=nonesuch", "unknown model 'nonesuch'"),
         ("train.batch_size", "must look like section.key=value"),
+        ("sample.audio_len=6000", "try sample.audio_len=8191"),
+        ("model_kwargs={k: 8, frame: {widht: 8}}", "cannot build 'pixelplayer' from model_kwargs"),
     ],
 )
-def test_bad_override_at_train(prepared, tmp_path, capsys, override, phrase):  # noqa: F811
+def test_bad_override_at_train(prepared, tmp_path, capsys, override, phrase):
     _fails(capsys, _train(prepared, tmp_path / "out", override), phrase)
 
 
-def test_bad_run_config_at_eval(prepared, run, tmp_path, capsys):  # noqa: F811
+def test_bad_run_config_at_eval(prepared, run, tmp_path, capsys):
     bad = _copy_run(run, tmp_path)
     (bad / "config.yaml").write_text("train:\n  mask_treshold: 0.5\n")
     _fails(capsys, _eval(bad, prepared), "valid keys in train:")
     (bad / "config.yaml").write_text("train:\n  amp: 3\n")
     _fails(capsys, _eval(bad, prepared), "train.amp must be bool, not 3")
+
+
+def test_validation_split_too_small_at_train(prepared, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "val", "test"):
+        rows = _rows(prepared, split)[: 1 if split == "val" else None]
+        (data / f"{split}.csv").write_text("\n".join([",".join(COLUMNS), *map(",".join, rows)]))
+    _fails(capsys, _train(data, tmp_path / "out"), "a mixture of 2 needs at least 2")
+
+
+def test_resume_from_weights_of_another_size(prepared, run, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    other = tmp_path / "other"
+    tiny_k4 = "model_kwargs={k: 4, frame: {width: 8}, sound: {ngf: 4, levels: 5}}"
+    assert main(_train(prepared, other, tiny_k4)) == 0
+    shutil.copy(other / "last.pt", out / "last.pt")
+    _fails(capsys, _train(prepared, out, "train.epochs=2"), "weights do not fit the model")

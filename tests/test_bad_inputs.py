@@ -381,6 +381,14 @@ def test_separate_cli(media, run, separator, name, tmp_path, capsys):
         assert not (out / "manifest.json").exists()
 
 
+def test_a_newline_in_a_file_name_keeps_the_error_on_one_line(run, tmp_path, capsys):
+    path = tmp_path / "two\nlines.mp4"
+    path.write_bytes(b"")
+    code = main(["separate", str(path), "--model", str(run), "--no-progress"])
+    assert code == 1
+    _assert_one_line_error(capsys.readouterr(), "two\\nlines.mp4: unreadable (empty file")
+
+
 @pytest.mark.parametrize("name", list(SEPARATE))
 def test_separate_api(media, separator, name):
     if SEPARATE[name] != OK:

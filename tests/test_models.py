@@ -72,6 +72,19 @@ def test_framenet_maps_224_to_14_and_pools_into_unit_interval(paper):
     assert paper.frame_net.features[7][1].conv1.dilation == (2, 2)
 
 
+def test_framenet_takes_uint8_pixels_and_normalises_them():
+    from pixelplayer.models.frame import IMAGENET_MEAN, IMAGENET_STD, normalize_pixels
+
+    pixels = torch.randint(0, 256, (2, 3, 2, 32, 32), dtype=torch.uint8)  # (B, 3, T, H, W)
+    mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
+    expected = (pixels.numpy().transpose(0, 2, 3, 4, 1) / 255.0 - mean) / std  # channels last
+    got = normalize_pixels(pixels).numpy().transpose(0, 2, 3, 4, 1)
+    assert got.dtype == np.float32 and np.abs(got - expected).max() < 1e-5
+    net = FrameNet(k=4, width=8, stages=2).eval()
+    with torch.no_grad():
+        assert torch.allclose(net(pixels), net(normalize_pixels(pixels)))
+
+
 def test_framenet_with_fewer_stages_has_a_bounded_receptive_field():
     torch.manual_seed(0)
     net = FrameNet(k=8, width=8, stages=2).eval()
@@ -105,6 +118,17 @@ def test_unet_output_matches_input_resolution(shape):
 def test_unet_rejects_sizes_not_divisible_by_its_depth():
     with pytest.raises(ValueError, match="divisible"):
         UNet(ngf=4, levels=7)(torch.randn(1, 1, 256, 96))
+
+
+def test_unet_in_bfloat16_stays_finite_down_to_one_column():
+    # the bottom level maps (B, 32, 16, 2) to (B, 32, 8, 1): oneDNN's AMX bfloat16 kernel gave
+    # NaN in about a third of such calls until that convolution ran in float32
+    torch.manual_seed(0)
+    net = UNet(k=8, ngf=4, levels=5, init="kaiming").to(memory_format=torch.channels_last)
+    for _ in range(30):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = net(torch.randn(4, 1, 256, 32))  # 32 columns: one at the bottom
+        assert torch.isfinite(y).all()
 
 
 def test_paper_unet_runs_on_256x128(paper):

@@ -26,9 +26,6 @@ from pixelplayer.data.cache import ClipCache, find_cache, open_cache, resize_sho
 from pixelplayer.data.index import Clip, frame_path
 from pixelplayer.errors import MediaError, PixelPlayerError
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-
 
 @dataclass
 class SampleConfig:
@@ -43,6 +40,10 @@ class SampleConfig:
     num_mix: int = 2
     distinct_classes: bool = True  # partners drawn from other classes only
     random_gain: bool = True  # training only
+    # training only: clips shown with each mixture but not heard (gain 0), so their target is
+    # silence; without them every picture the model sees is sounding, and nothing teaches a
+    # pixel that shows no instrument, or a silent one, to stay quiet
+    silent: int = 0
 
 
 @dataclass
@@ -76,19 +77,28 @@ def draw_mixture(
     train: bool,
     by_class: dict[str, list[int]] | None = None,
 ) -> Mixture:
-    """Pick `num_mix` clips (of distinct classes when asked) and a window in each.
+    """Pick `num_mix` clips (of distinct classes when asked) and a window in each; in training
+    also `cfg.silent` clips of yet other classes, with gain 0.
 
     `by_class` is `clips_by_class(clips)`, given by callers that draw many mixtures.
     """
     by_class = clips_by_class(clips) if by_class is None else by_class
-    if cfg.distinct_classes and len(by_class) >= cfg.num_mix:
-        classes = rng.choice(sorted(by_class), size=cfg.num_mix, replace=False)
+    silent = cfg.silent if train else 0
+    count = cfg.num_mix + silent
+    if silent and len(by_class) < count:  # a silent clip of a heard class would contradict it
+        raise PixelPlayerError(
+            f"{cfg.num_mix} heard + {silent} silent clips of distinct classes need {count} "
+            f"classes; the data has {len(by_class)}: lower sample.silent"
+        )
+    if (cfg.distinct_classes or silent) and len(by_class) >= count:
+        classes = rng.choice(sorted(by_class), size=count, replace=False)
         picks = [by_class[c][rng.integers(len(by_class[c]))] for c in classes]
     else:
-        picks = list(rng.choice(len(clips), size=cfg.num_mix, replace=False))
+        picks = list(rng.choice(len(clips), size=count, replace=False))
     window = cfg.audio_len / cfg.sr
     starts = [float(rng.uniform(0.0, max(clips[i].duration - window, 0.0))) for i in picks]
     gains = [float(rng.uniform(0.5, 1.5)) if train and cfg.random_gain else 1.0 for _ in picks]
+    gains[cfg.num_mix :] = [0.0] * silent
     return Mixture([clips[i].video_id for i in picks], starts, gains)
 
 
@@ -111,7 +121,16 @@ def read_mixture_list(path: Path) -> tuple[list[Mixture], dict]:
 def fixed_mixtures(
     clips: list[Clip], cfg: SampleConfig, n: int, seed: int, path: Path | None = None
 ) -> list[Mixture]:
-    """The evaluation mixture list: read from `path` when it exists, else drawn and written."""
+    """The evaluation mixture list: read from `path` when it exists, else drawn and written.
+
+    Mixtures are drawn from the clips that hold a whole window: the dataset serves no others.
+    """
+    clips, too_short = usable_clips(clips, cfg)
+    if len(clips) < cfg.num_mix:
+        raise PixelPlayerError(
+            f"{len(clips)} clips hold a {cfg.audio_len / cfg.sr:.1f} s window ({too_short} "
+            f"shorter); a mixture of {cfg.num_mix} needs at least {cfg.num_mix}"
+        )
     meta = {"n": n, "num_mix": cfg.num_mix, "seed": seed, "distinct": cfg.distinct_classes}
     meta["window_s"] = cfg.audio_len / cfg.sr
     if path is not None and path.is_file():
@@ -214,14 +233,16 @@ def load_frames(
     cache: ClipCache | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(3, T, size, size) float32, ImageNet-normalised; one crop and flip for all T frames.
+    """(3, T, size, size) uint8 RGB pixels; one crop and flip for all T frames.
 
     Frames come from the JPEGs, or from `cache` when given; written into `out` when given.
+    Pixels stay uint8 until the frame net (`models.frame.normalize_pixels`, on its device):
+    a quarter of the bytes to copy between loader processes, and no float work in the loader.
     """
     seed = None if rng is None else int(rng.integers(2**31))
     flip = rng is not None and rng.random() < 0.5
     if out is None:
-        out = np.empty((3, len(times), size, size), np.float32)
+        out = np.empty((3, len(times), size, size), np.uint8)
     for j, t in enumerate(times):
         i = min(max(int(t * fps), 0), clip.num_frames - 1)  # frame k shows time k / fps
         crop_rng = None if seed is None else np.random.default_rng(seed)
@@ -229,30 +250,8 @@ def load_frames(
             img = load_frame(frame_path(clip.frames_dir, i), size, crop_rng)
         else:
             img = cached_frame(cache, clip, i, size, crop_rng)
-        normalize_into(img[:, ::-1] if flip else img, out[:, j])
+        out[:, j] = (img[:, ::-1] if flip else img).transpose(2, 0, 1)
     return out
-
-
-def normalize_into(img: np.ndarray, out: np.ndarray) -> None:
-    """`normalize_frames` of (H, W, 3) uint8 written channel-first into (3, H, W) float32.
-
-    The same float32 operations in place, so the values are identical. One contiguous uint8
-    copy first: casting straight from a strided view (a flipped crop of a memory map) is several
-    times slower than the copy.
-    """
-    np.divide(np.ascontiguousarray(img.transpose(2, 0, 1)), np.float32(255.0), out=out)
-    out -= IMAGENET_MEAN[:, None, None]
-    out /= IMAGENET_STD[:, None, None]
-
-
-def normalize_frames(frames: np.ndarray) -> np.ndarray:
-    """(..., H, W, 3) uint8 RGB -> float32 of the same shape, ImageNet-normalised."""
-    return (frames.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-
-
-def frames_to_pixels(frames: np.ndarray) -> np.ndarray:
-    """The inverse of `normalize_frames`: (..., H, W, 3) float32 -> uint8 RGB."""
-    return ((frames * IMAGENET_STD + IMAGENET_MEAN).clip(0, 1) * 255).round().astype(np.uint8)
 
 
 class MixDataset(Dataset):
@@ -326,17 +325,19 @@ class MixDataset(Dataset):
         mix = self.mixture(i)
         rng = np.random.default_rng((self.seed, self.epoch, i, 1)) if self.train else None
         n = len(mix.videos)
+        gains = mix.gains or [1.0] * n
+        heard = sum(g > 0 for g in gains)
         audios = np.zeros((n, cfg.audio_len), np.float32)
         size = cfg.frame_size
-        frames = np.empty((n, 3, cfg.num_frames, size, size), np.float32)
+        frames = np.empty((n, 3, cfg.num_frames, size, size), np.uint8)
         for j, (vid, start) in enumerate(zip(mix.videos, mix.starts, strict=True)):
             clip = self.by_id[vid]
-            gain = mix.gains[j] if mix.gains else 1.0
-            if self.cache is None:
-                wav = read_window(clip, start, cfg)
-            else:
-                wav = cached_window(self.cache, clip, start, cfg)
-            audios[j] = wav * gain / n
+            if gains[j] > 0:  # a silent clip's audio stays zero: its target is silence
+                if self.cache is None:
+                    wav = read_window(clip, start, cfg)
+                else:
+                    wav = cached_window(self.cache, clip, start, cfg)
+                audios[j] = wav * gains[j] / heard
             times = frame_times(start, cfg)
             load_frames(clip, times, cfg.fps, size, rng, self.cache, out=frames[j])
         return {

@@ -174,6 +174,21 @@ def load_torchvision_weights(module: nn.Module, path: str | Path) -> None:
             own[k].copy_(v)
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalize_pixels(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB pixels, channels at dim 1 -> float32 ImageNet-normalised; floats pass as they
+    are (taken as already normalised)."""
+    if frames.dtype != torch.uint8:
+        return frames
+    shape = (1, 3) + (1,) * (frames.dim() - 2)
+    mean = torch.tensor(IMAGENET_MEAN, device=frames.device).view(shape)
+    std = torch.tensor(IMAGENET_STD, device=frames.device).view(shape)
+    return (frames.float() / 255.0 - mean) / std
+
+
 class FrameNet(nn.Module):
     """Dilated ResNet-18 + 3x3 conv to K channels (the reference `ResnetDilated`, maxpool).
 
@@ -214,7 +229,11 @@ class FrameNet(nn.Module):
         self.fc = nn.Conv2d(width * 2 ** (stages - 1), k, kernel_size=3, padding=1)
 
     def forward_pixels(self, frames: torch.Tensor, sigmoid: bool = False) -> torch.Tensor:
-        """(B, 3, T, H, W) or (B, 3, H, W) -> (B, K, T, H/16, W/16), raw or sigmoid-activated."""
+        """(B, 3, T, H, W) or (B, 3, H, W) -> (B, K, T, H/16, W/16), raw or sigmoid-activated.
+
+        Frames are uint8 pixels (normalised here, on the net's device) or normalised floats.
+        """
+        frames = normalize_pixels(frames)
         if frames.dim() == 4:
             frames = frames.unsqueeze(2)
         if frames.dim() != 5 or frames.shape[1] != 3:

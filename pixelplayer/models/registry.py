@@ -43,6 +43,7 @@ def register(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
 def _load_builtin() -> None:
     # importing the package runs the @register decorators of the built-in models
     importlib.import_module("pixelplayer.models")
+    importlib.import_module("pixelplayer.models.ame")
 
 
 def known_models() -> list[str]:

@@ -11,6 +11,22 @@ import torch
 import torch.nn as nn
 
 
+class SafeDownConv(nn.Conv2d):
+    """A strided Conv2d that computes in float32 when its input has a side of 2 or less.
+
+    oneDNN's AMX bfloat16 convolution (torch 2.13 CPU build) now and then returns NaN for a
+    4x4 stride-2 convolution whose output is one column wide (seen at the bottom of the U-Net:
+    (B, C, 16, 2) -> (B, C, 8, 1), in up to 1 call of 3); such inputs cost nothing in float32.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kind = x.device.type
+        if min(x.shape[-2:]) <= 2 and torch.is_autocast_enabled(kind):
+            with torch.autocast(kind, enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
 class UnetBlock(nn.Module):
     """One U-Net level with skip connection: x -> cat([x, up(sub(down(x)))]).
 
@@ -33,7 +49,7 @@ class UnetBlock(nn.Module):
         # a non-innermost level's up path sees its own down features plus the skip: 2x channels
         inner_output_nc = inner_input_nc if innermost else 2 * inner_input_nc
 
-        downconv = nn.Conv2d(input_nc, inner_input_nc, 4, stride=2, padding=1, bias=False)
+        downconv = SafeDownConv(input_nc, inner_input_nc, 4, stride=2, padding=1, bias=False)
         # not in-place: forward() reuses the activated input for the skip explicitly
         downrelu = nn.LeakyReLU(0.2)
         uprelu = nn.ReLU(inplace=True)
