@@ -46,6 +46,7 @@ HISTORY_FIELDS = [
     "val_sdr",
     "val_sir",
     "val_sar",
+    "val_scored",  # validation estimates (one per source) that could be scored: not silent ones
     "lr",
     "minutes",
 ]
@@ -122,25 +123,28 @@ def default_workers() -> int:
 
 
 def validate(separator: MaskModelSeparator, loader: DataLoader) -> dict[str, float]:
-    """Mean SDR/SIR/SAR over the validation mixtures (items that cannot be scored are left out).
+    """Mean SDR/SIR/SAR over the validation estimates (one per source) that can be scored, and
+    their count ('scored' of 'estimates'); with none (e.g. every estimate silent early in
+    training) the means are -inf.
 
     Under torchrun each rank's loader holds its share of the mixtures: sums and counts are
     added over ranks, so every rank gets the mean over all of them.
     """
     keys = ("sdr", "sir", "sar")
-    sums, count = dict.fromkeys(keys, 0.0), 0
+    sums, count, total = dict.fromkeys(keys, 0.0), 0, 0
     for batch in loader:
         est = separator(batch)
         m = bss_eval(batch["audios"], est)
         values = {k: np.asarray(m[k], np.float64).reshape(-1) for k in keys}
         ok = np.isfinite(values["sdr"])
         count += int(ok.sum())
+        total += len(ok)
         for k in keys:
             sums[k] += float(values[k][ok].sum())
-    *totals, count = distributed.all_reduce([*(sums[k] for k in keys), count])
-    if not count:  # e.g. every estimate silent early in training
-        return dict.fromkeys(keys, -math.inf)
-    return {k: total / count for k, total in zip(keys, totals, strict=True)}
+    *sums, count, total = distributed.all_reduce([*(sums[k] for k in keys), count, total])
+    count, total = int(count), int(total)
+    means = [s / count if count else -math.inf for s in sums]
+    return {**dict(zip(keys, means, strict=True)), "scored": count, "estimates": total}
 
 
 # what may change when a run is resumed: how long it goes on, not what it trains
@@ -435,7 +439,7 @@ def _train_masks(
         if state["epoch"] % t.val_every == 0 or last:
             separator = MaskModelSeparator(model, cfg.spec, t.mask_threshold, dev, t.amp)
             val = validate(separator, val_loader)
-            row.update({f"val_{k}": v for k, v in val.items()})
+            row.update({f"val_{k}": v for k, v in val.items() if k != "estimates"})
             if val["sdr"] > state["best_sdr"] or not (out / "best.pt").is_file():
                 state["best_sdr"] = val["sdr"]
                 if main:
@@ -446,7 +450,7 @@ def _train_masks(
             save("last.pt")
             print(
                 f"epoch {row['epoch']}: loss {row['train_loss']:.4f}"
-                + (f", val SDR {row['val_sdr']:.2f} dB" if "val_sdr" in row else "")
+                + (_val_text(val) if "val_sdr" in row else "")
                 + (f", {skipped} of {batches} batches skipped (non-finite loss)" if skipped else "")
                 + f" ({row['minutes']:.1f} min)"
             )
@@ -457,6 +461,17 @@ def _train_masks(
     if not distributed.same_everywhere([int(digest[:12], 16)]):  # 48 bits: exact as a float
         raise PixelPlayerError("the processes ended with different weights; please report this")
     return {"out": str(out), "weights": digest, **state}
+
+
+def _val_text(val: dict) -> str:
+    if not val["scored"]:
+        return (
+            f", val SDR not measured (none of {val['estimates']} estimates could be scored: silent)"
+        )
+    unscored = val["estimates"] - val["scored"]
+    return f", val SDR {val['sdr']:.2f} dB" + (
+        f" ({unscored} silent, unscored)" if unscored else ""
+    )
 
 
 def weights_digest(model: torch.nn.Module | dict) -> str:

@@ -14,7 +14,7 @@ import torch
 
 from pixelplayer.cli import main
 from pixelplayer.config import load_config
-from pixelplayer.data.dataset import fixed_mixtures
+from pixelplayer.data.dataset import MixDataset, fixed_mixtures
 from pixelplayer.data.index import read_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.models.registry import load_checkpoint
@@ -67,7 +67,7 @@ def test_train_writes_run_folder_and_resumes(prepared, tmp_path):
         assert (out / name).is_file(), name
     rows = _history(out)
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert all(r["val_sdr"] != "" for r in rows)
+    assert all(r["val_sdr"] != "" and 0 <= int(r["val_scored"]) <= 8 for r in rows)
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["model"] == "pixelplayer" and ckpt["train_state"]["epoch"] == 2
     # more epochs on the same folder continue from the checkpoint, not from scratch
@@ -236,3 +236,22 @@ def test_checkpoint_write_past_the_size_limit_keeps_the_previous(tmp_path):
     assert "MB" in message and "\n" not in message
     assert load_checkpoint(path)["note"] == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left
+
+
+def test_validation_with_only_silent_estimates_says_so(prepared, capsys):
+    from pixelplayer.train import _val_text, validate
+
+    clips = read_index(prepared / "val.csv")
+    cfg = load_config("configs/pixelplayer-cpu.yaml", TINY[:4])
+    mixtures = fixed_mixtures(clips, cfg.sample, 3, seed=0)
+    loader = torch.utils.data.DataLoader(MixDataset(clips, cfg.sample, mixtures, train=False))
+
+    def silent(batch):
+        return torch.zeros_like(batch["audios"])
+
+    val = validate(silent, loader)
+    assert val["scored"] == 0 and val["estimates"] == 6 and val["sdr"] == float("-inf")
+    assert "not measured (none of 6 estimates could be scored" in _val_text(val)
+    val = validate(lambda batch: batch["audios"] + 0.01 * torch.randn_like(batch["audios"]), loader)
+    assert val["scored"] == 6 and val["sdr"] > 10
+    assert _val_text(val).startswith(", val SDR ") and "unscored" not in _val_text(val)
