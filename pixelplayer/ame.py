@@ -27,11 +27,11 @@ import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from tqdm import tqdm
 
 from pixelplayer.audio import resample
 from pixelplayer.config import Config, load_config
+from pixelplayer.data.dataset import read_gray_frame
 from pixelplayer.data.index import Clip, frame_path, read_index, resolve_index
 from pixelplayer.errors import MediaError, PixelPlayerError
 from pixelplayer.models.ame import AudioMotionEmbedding
@@ -91,21 +91,6 @@ class ClipArrays:
 
     frames: np.ndarray
     audio: np.ndarray
-
-
-def read_gray_frame(path: Path, size: int) -> np.ndarray:
-    """(size, size) uint8: shorter side resized to `size`, centre crop."""
-    try:
-        with Image.open(path) as im:
-            im.draft("L", (size, size))  # JPEG: decode at the smallest scale still >= size
-            img = im.convert("L")
-    except Exception as exc:
-        raise MediaError(path, "unreadable", str(exc)) from exc
-    w, h = img.size
-    f = size / min(w, h)
-    img = img.resize((max(size, round(w * f)), max(size, round(h * f))), Image.BILINEAR)
-    x, y = (img.size[0] - size) // 2, (img.size[1] - size) // 2
-    return np.asarray(img)[y : y + size, x : x + size]
 
 
 def load_clip_arrays(clip: Clip, size: int, sr: int) -> ClipArrays:

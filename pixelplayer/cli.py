@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # progress lines reach a log file as they are printed
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         result = args.func(args)
     except PixelPlayerError as exc:

@@ -43,10 +43,13 @@ from pixelplayer.separators import (
 METRICS = ("sdr", "sir", "sar", "nsdr")
 
 
-def mixture_list_path(index: Path, n: int, num_mix: int, seed: int, audio_len: int) -> Path:
+def mixture_list_path(
+    index: Path, n: int, num_mix: int, seed: int, audio_len: int, same_class: bool = False
+) -> Path:
     """Beside the index, so every run evaluated on this data shares the list. The window
     length is part of the name: windows are drawn to fit inside their clips."""
-    name = f"{index.stem}-{num_mix}mix-{n}-seed{seed}-{audio_len}.json"
+    kind = "-sameclass" if same_class else ""
+    name = f"{index.stem}-{num_mix}mix{kind}-{n}-seed{seed}-{audio_len}.json"
     return index.parent / "mixtures" / name
 
 
@@ -155,13 +158,19 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--separator",
         default=None,
-        help="comma list of separators: model (or a miml run's: miml, exemplar, ...), ibm, irm, "
+        help="comma list of separators: model (an amnet run also offers appearance, its stage "
+        "1; a miml run offers miml, exemplar, ...), ibm, irm, "
         "mixture, nmf-kmeans (default: the run's and the oracles; nmf-kmeans, slow, only when "
         "named)",
     )
     p.add_argument("--n", type=int, default=300, help="number of test mixtures (300)")
     p.add_argument("--num-mix", type=int, default=2, help="sources per mixture (2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the mixture list (0)")
+    p.add_argument(
+        "--same-class",
+        action="store_true",
+        help="mix clips of one class (two players that look alike) instead of distinct classes",
+    )
     p.add_argument("--checkpoint", default="best.pt", help="checkpoint in the run (best.pt)")
     p.add_argument(
         "--threshold",
@@ -268,9 +277,12 @@ def run(args: argparse.Namespace) -> int:
         raise PixelPlayerError("--html shows a model's masks: give a RUN and the model separator")
 
     index = resolve_index(args.data, args.split)
-    sample = SampleConfig(**{**cfg.sample.__dict__, "num_mix": args.num_mix})
+    same = 1.0 if args.same_class else 0.0
+    sample = SampleConfig(**{**cfg.sample.__dict__, "num_mix": args.num_mix, "same_class": same})
     clips = read_index(index)
-    path = mixture_list_path(index, args.n, args.num_mix, args.seed, sample.audio_len)
+    path = mixture_list_path(
+        index, args.n, args.num_mix, args.seed, sample.audio_len, args.same_class
+    )
     mixtures = fixed_mixtures(clips, sample, args.n, args.seed, path)
     dataset = MixDataset(clips, sample, mixtures=mixtures, train=False)
     results = evaluate(separators, dataset, args.batch_size, progress=not args.no_progress)
@@ -281,9 +293,11 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         meta = {"index": str(index), "n": len(mixtures), "num_mix": args.num_mix, "seed": args.seed}
+        meta["same_class"] = args.same_class
         (out / "metrics.json").write_text(json.dumps({**meta, "results": results}, indent=1))
         (out / "metrics.md").write_text(
-            f"# Evaluation\n\n{len(mixtures)} mixtures of {args.num_mix} sources from `{index}`, "
+            f"# Evaluation\n\n{len(mixtures)} mixtures of {args.num_mix} sources "
+            f"{'of one class' if args.same_class else ''} from `{index}`, "
             f"seed {args.seed}. Mean (median) in dB.\n\n{table}\n"
         )
         print(f"metrics written to {out}/metrics.json and metrics.md")

@@ -269,7 +269,8 @@ def _read_manifest(out_dir: Path) -> dict:
 
 def _linked_files(m: dict) -> list[str]:
     """Every file the page links to, in page order."""
-    files = [m["frame"], m["energy_png"], m["overlay"], m["mixture"]]
+    files = [m["frame"], m["energy_png"], *([m["motion_png"]] if "motion_png" in m else [])]
+    files += [m["overlay"], m["mixture"]]
     for s in m.get("sources", []):
         files += [s["png"], s["wav"], s["spectrogram"]]
     for p in m.get("points", []):
@@ -331,6 +332,17 @@ def _separation_body(m: dict) -> str:
             class_="wide",
         ),
         _figure("sound energy per pixel", _img(m["energy_png"], "sound energy map"), class_="wide"),
+        *(
+            [
+                _figure(
+                    "motion that goes with the sound",
+                    _img(m["motion_png"], "motion map"),
+                    class_="wide",
+                )
+            ]
+            if "motion_png" in m
+            else []
+        ),
         "</div>",
         "<h2>Overlay video</h2>",
         f'<video class="wide" controls preload="metadata" src="{_url(m["overlay"])}"></video>',

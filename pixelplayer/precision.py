@@ -32,5 +32,10 @@ def autocast(device: torch.device | str, dtype: torch.dtype | None):
 
 
 def fast_layout(model: torch.nn.Module) -> torch.nn.Module:
-    """Channels-last weights: oneDNN and cuDNN pick their fastest convolutions for it."""
-    return model.to(memory_format=torch.channels_last)
+    """Channels-last 2D convolution weights: oneDNN and cuDNN pick their fastest convolutions
+    for it. (3D ones, as in the audio-motion embedding, keep theirs: a module-wide
+    `.to(memory_format=channels_last)` refuses 5D weights.)"""
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            m.to(memory_format=torch.channels_last)
+    return model

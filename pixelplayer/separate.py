@@ -47,6 +47,9 @@ from pixelplayer.data import dataset
 from pixelplayer.data.dataset import SampleConfig
 from pixelplayer.errors import MediaError, PixelPlayerError
 from pixelplayer.mixsep import logits_to_masks, masks_to_waves, network_input
+from pixelplayer.models.ame import AudioMotionEmbedding
+from pixelplayer.models.amnet import AMNet
+from pixelplayer.motion_map import gray_frame, motion_map
 from pixelplayer.page import LUT, spectrogram_png, write_separation_page
 from pixelplayer.precision import autocast
 from pixelplayer.separators import MaskModelSeparator
@@ -275,6 +278,9 @@ class VideoSeparation:
     threshold: float  # mean cell energy from which a cell counts as sounding
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # x0, y0, x1, y1
     box_waves: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    # (T, h_m, w_m) in [0, 1]: where the motion goes with the sound (an audio-motion embedding's
+    # response, `pixelplayer.motion_map`), when the separator has one
+    motion: np.ndarray | None = None
     seconds: float = 0.0  # processing time, writing the files included
 
     @property
@@ -301,6 +307,7 @@ class _Frames:
     raw: torch.Tensor  # (A, K, h, w) frame-net output before pooling and sigmoid
     count: int  # T, sampled frames in the video
     display: list[np.ndarray] | None  # T frames (Hd, Wd, 3) uint8, when outputs are written
+    gray: list[np.ndarray] | None = None  # T small grayscale frames for the motion map
 
     def position(self, frames: np.ndarray) -> np.ndarray:
         """Position in `index` of the analysed frame nearest to each frame index."""
@@ -320,9 +327,20 @@ def nearest(values: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 
 class Separator:
-    """A trained PixelPlayer applied to whole videos: sources, points, a lattice of cells."""
+    """A trained PixelPlayer applied to whole videos: sources, points, a lattice of cells.
 
-    def __init__(self, masker: MaskModelSeparator, sample: SampleConfig, run: str | Path = ""):
+    With an audio-motion embedding (`ame`, reading `ame_size` px grayscale frames; an AMnet
+    run brings its own) it also maps where the motion goes with the sound.
+    """
+
+    def __init__(
+        self,
+        masker: MaskModelSeparator,
+        sample: SampleConfig,
+        run: str | Path = "",
+        ame: AudioMotionEmbedding | None = None,
+        ame_size: int = 64,
+    ):
         model = masker.model
         if not all(hasattr(model, a) for a in ("frame_net", "sound_features", "synth")):
             raise PixelPlayerError(
@@ -334,16 +352,35 @@ class Separator:
         self.sample, self.run = sample, str(run)
         self.device, self.dtype = masker.device, masker.dtype
         self._pullback: torch.Tensor | None = None
+        self.ame, self.ame_size = ame, ame_size
+        if ame is not None and abs(ame.sound.hop - sample.sr / sample.fps) > 1e-6:
+            raise PixelPlayerError(
+                f"the audio-motion embedding reads {sample.sr / ame.sound.hop:g} frames per "
+                f"second, the run {sample.fps:g}: give one trained at the run's rate"
+            )
 
     @classmethod
     def from_run(
-        cls, run: str | Path, checkpoint: str = "best.pt", device: str | None = None
+        cls,
+        run: str | Path,
+        checkpoint: str = "best.pt",
+        device: str | None = None,
+        motion: str | Path | None = None,
     ) -> Separator:
-        """Load RUN/config.yaml and RUN/<checkpoint>, as `pixelplayer eval` does."""
+        """Load RUN/config.yaml and RUN/<checkpoint>, as `pixelplayer eval` does. An AMnet run
+        separates with its appearance stage and maps motion with its embedding; `motion`, an
+        AME or AMnet run folder, adds (or replaces) the embedding."""
         from pixelplayer.config import load_config
 
         masker = MaskModelSeparator.from_run(run, checkpoint, device=device)
-        return cls(masker, load_config(Path(run) / "config.yaml").sample, run)
+        sample = load_config(Path(run) / "config.yaml").sample
+        ame, size = None, 64
+        if isinstance(masker.model, AMNet):
+            ame, size = masker.model.ame, sample.motion_size
+            masker.model = masker.model.appearance
+        if motion is not None:
+            ame, size = load_motion_embedding(motion, device=masker.device)
+        return cls(masker, sample, run, ame, size)
 
     # -- public --
 
@@ -395,6 +432,9 @@ class Separator:
         with bar, torch.inference_mode():
             want = self._wanted_frames(starts, duration, map_fps)
             frames = self._frames(path, info, want, keep=out is not None, bar=bar)
+            motion = None
+            if self.ame is not None:
+                motion = motion_map(self.ame, np.stack(frames.gray), mix, self.device)
             bar.reset(total=round(duration, 1))
             bar.set_description_str(f"{path.name}: sound")
             sound, window_vis, energy = self._windows(mix, starts, frames, bar)
@@ -435,6 +475,7 @@ class Separator:
             threshold=thr,
             boxes=boxes,
             box_waves=box_waves,
+            motion=motion,
         )
         result.seconds = time.perf_counter() - start
         if out is not None:
@@ -468,6 +509,7 @@ class Separator:
         disp = display_size(info.width, info.height)
         net = net_frame_size(disp[0], disp[1], s.frame_size)
         shown: list[np.ndarray] = []
+        gray: list[np.ndarray] = []
         index, raw, batch, batch_index = [], [], [], []
         last, count = None, 0
 
@@ -482,6 +524,8 @@ class Separator:
             count, last = i + 1, frame
             if keep:
                 shown.append(frame)
+            if self.ame is not None:
+                gray.append(gray_frame(frame, self.ame_size))
             if i in want:
                 batch.append(_resize(frame, net))
                 batch_index.append(i)
@@ -492,7 +536,8 @@ class Separator:
             batch.append(_resize(last, net))  # window frames past the end show the last frame
             batch_index.append(count - 1)
         flush()
-        return _Frames(np.array(index), torch.cat(raw), count, shown if keep else None)
+        shown_or_none = shown if keep else None
+        return _Frames(np.array(index), torch.cat(raw), count, shown_or_none, gray or None)
 
     def _frame_net(self, frames: np.ndarray) -> torch.Tensor:
         """(B, H, W, 3) uint8 -> raw per-pixel features (B, K, h, w) float32 on the CPU."""
@@ -745,6 +790,25 @@ def _overlay_audio(path: Path) -> tuple[np.ndarray, int]:
     return wav, sr
 
 
+def load_motion_embedding(run: str | Path, device=None) -> tuple[AudioMotionEmbedding, int]:
+    """The audio-motion embedding of an AME or AMnet run -> (model, its frame size)."""
+    from pixelplayer.config import load_config
+    from pixelplayer.models.registry import load_model
+
+    run = Path(run)
+    model, _ = load_model(run / "best.pt")
+    cfg = load_config(run / "config.yaml")
+    if isinstance(model, AMNet):
+        model, size = model.ame, cfg.sample.motion_size
+    elif isinstance(model, AudioMotionEmbedding):
+        size = cfg.sample.frame_size
+    else:
+        raise PixelPlayerError(
+            f"{run}: holds a {type(model).__name__}; --motion needs an AME or AMnet run"
+        )
+    return model.to(device or "cpu"), size
+
+
 def write_outputs(
     result: VideoSeparation,
     frames: list[np.ndarray] | None,
@@ -769,6 +833,15 @@ def write_outputs(
     np.save(out / "energy.npy", r.energy.astype(np.float32))
     mean = r.energy.mean(0)
     Image.fromarray(blend_heat(frame[None], heat_levels(mean)[None])[0]).save(out / "energy.png")
+    motion_files = {}
+    if r.motion is not None:
+        np.save(out / "motion.npy", r.motion)
+        heat = heat_levels(r.motion.mean(0))[None]
+        Image.fromarray(blend_heat(frame[None], heat)[0]).save(out / "motion.png")
+        motion_files = {"motion": "motion.npy", "motion_png": "motion.png"}
+    else:
+        for old in ("motion.npy", "motion.png"):  # an earlier run's map would be shown
+            (out / old).unlink(missing_ok=True)
     levels = heat_levels(r.energy)
     overlay = np.empty((len(frames), dh, dw, 3), np.uint8)
     for t0 in range(0, len(frames), 32):  # bounded float temporaries
@@ -839,6 +912,7 @@ def write_outputs(
         "frame": "frame.jpg",
         "energy": "energy.npy",
         "energy_png": "energy.png",
+        **motion_files,
         "overlay": "overlay.mp4",
         "mixture": "mixture.wav",
         "sources": manifest_sources,
@@ -901,6 +975,12 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
         help=f"fresh visual features per second for the energy maps (default {MAP_FPS:g}; 0: "
         "only the frames the audio windows use, fastest; 'all': every sampled frame, slowest)",
     )
+    p.add_argument(
+        "--motion",
+        metavar="RUN",
+        help="an AME or AMnet run: also map where the motion goes with the sound (motion.npy, "
+        "motion.png); an AMnet --model maps it with its own embedding",
+    )
     p.add_argument("--checkpoint", default="best.pt", help="checkpoint in the run (best.pt)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -947,7 +1027,9 @@ def run(args: argparse.Namespace) -> int:
     videos = [Path(v) for v in args.videos]
     points = parse_points(args.points)
     boxes = parse_points(args.boxes, 4, "--boxes")
-    separator = Separator.from_run(args.model, args.checkpoint, device=args.device)
+    separator = Separator.from_run(
+        args.model, args.checkpoint, device=args.device, motion=args.motion
+    )
     for video, out in zip(videos, output_dirs(videos, args.out), strict=True):
         r = separator.separate_video(
             video,

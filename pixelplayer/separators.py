@@ -33,18 +33,21 @@ class MaskModelSeparator:
         threshold: float | None,
         device="cpu",
         amp: bool = True,
+        options: dict | None = None,
     ):
         self.model, self.spec, self.threshold = model.eval(), spec, threshold
         self.device = torch.device(device)
         self.dtype = amp_dtype(self.device, amp)
+        self.options = options or {}  # extra keyword arguments of the model's forward
 
     @torch.no_grad()
     def masks(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (masks (B, N, R, T) in [0, 1] on the net layout, mixture spectrogram (B, F, T))."""
         mix = batch["mix"].to(self.device)
         spec, mag = network_input(mix, self.spec)
+        inputs = model_inputs(self.model, batch, self.device)
         with autocast(self.device, self.dtype):
-            logits = self.model(mag, batch["frames"].to(self.device))
+            logits = self.model(mag, batch["frames"].to(self.device), **inputs, **self.options)
         return logits_to_masks(logits, self.spec, self.threshold), spec
 
     def __call__(self, batch: dict) -> torch.Tensor:
@@ -59,6 +62,7 @@ class MaskModelSeparator:
         device=None,
         threshold="config",
         combine: str = "config",
+        options: dict | None = None,
     ) -> MaskModelSeparator:
         """The model of a run folder; threshold and combine default to the run's config."""
         from pixelplayer.config import load_config
@@ -73,7 +77,20 @@ class MaskModelSeparator:
         model, _ = load_model(path)
         thr = cfg.train.mask_threshold if threshold == "config" else threshold
         spec = cfg.spec if combine == "config" else replace(cfg.spec, combine=combine)
-        return cls(fast_layout(model.to(device)), spec, thr, device, cfg.train.amp)
+        return cls(fast_layout(model.to(device)), spec, thr, device, cfg.train.amp, options)
+
+
+def model_inputs(model: torch.nn.Module, batch: dict, device) -> dict[str, torch.Tensor]:
+    """The batch entries a model's forward takes besides the mixture and frames (its
+    `inputs`: AMnet's motion frames), on `device`."""
+    names = getattr(model, "inputs", ())
+    missing = [n for n in names if n not in batch]
+    if missing:
+        raise PixelPlayerError(
+            f"{type(model).__name__} needs {', '.join(missing)} in each batch; set "
+            "sample.motion_size to the audio-motion embedding's frame size"
+        )
+    return {n: batch[n].to(device) for n in names}
 
 
 def _oracle(fn) -> Separator:
@@ -122,4 +139,9 @@ def run_separators(run: str | Path, cfg, device=None, **mask_options) -> dict[st
 
         found = miml.run_separators(Path(run), device)
         return {name: (lambda sep=sep: sep) for name, sep in found.items()}
-    return {"model": lambda: MaskModelSeparator.from_run(run, device=device, **mask_options)}
+    found = {"model": lambda: MaskModelSeparator.from_run(run, device=device, **mask_options)}
+    if cfg.model == "amnet":  # stage 1 alone, scored on the same mixtures
+        found["appearance"] = lambda: MaskModelSeparator.from_run(
+            run, device=device, options={"stage": 1}, **mask_options
+        )
+    return found

@@ -34,7 +34,7 @@ from pixelplayer.errors import PixelPlayerError
 from pixelplayer.metrics import bss_eval
 from pixelplayer.models.registry import build, load_checkpoint, load_weights, save_checkpoint
 from pixelplayer.precision import amp_dtype, autocast, fast_layout
-from pixelplayer.separators import MaskModelSeparator
+from pixelplayer.separators import MaskModelSeparator, model_inputs
 
 # model -> (module with its `train_<model>` loop, name in messages)
 OWN_LOOPS = {"miml": ("pixelplayer.miml", "AV-MIML"), "ame": ("pixelplayer.ame", "AME")}
@@ -63,6 +63,8 @@ def param_groups(model: torch.nn.Module, cfg: Config) -> list[dict]:
     lrs = {"frame": cfg.train.lr_frame, "sound": cfg.train.lr_sound, "synth": cfg.train.lr_synth}
     groups: dict[str, list] = {k: [] for k in lrs}
     for name, p in model.named_parameters():
+        if not p.requires_grad:  # frozen parts (AMnet's stage 1 and motion embedding)
+            continue
         part = name.split(".")[0]
         key = next((k for k in lrs if part.startswith(k)), "sound")
         groups[key].append(p)
@@ -90,13 +92,57 @@ def build_model(cfg: Config) -> tuple[torch.nn.Module, dict]:
     if cfg.frame_weights:
         kwargs.setdefault("frame", {})
         kwargs["frame"] = {**kwargs["frame"], "pretrained": cfg.frame_weights}
+    if cfg.model == "amnet":
+        kwargs = _amnet_kwargs(cfg, kwargs)
     model = build(cfg.model, **kwargs)
-    sound_net = getattr(model, "sound_net", None)
+    sound_net = getattr(getattr(model, "appearance", model), "sound_net", None)
     if sound_net is not None:
         _check_spectrogram_size(cfg, sound_net.levels)
     # the weights now live in the state dict; a checkpoint must not need the file again
     kwargs.get("frame", {}).pop("pretrained", None)
-    return model, kwargs
+    return model, getattr(model, "checkpoint_kwargs", kwargs)
+
+
+def _amnet_kwargs(cfg: Config, kwargs: dict) -> dict:
+    """AMnet's stages must read what their runs were trained on: the same spectrogram and
+    rate as the appearance run, motion frames of the AME run's size and rate."""
+    kwargs = {**kwargs, "fps": float(cfg.sample.fps)}
+    refiner = {"seconds_per_column": cfg.spec.hop / cfg.sample.sr, **kwargs.get("refiner", {})}
+    kwargs["refiner"] = refiner
+    for key, model in (("appearance_run", "pixelplayer"), ("ame_run", "ame")):
+        run = kwargs.get(key)
+        if not run or not (Path(run) / "config.yaml").is_file():
+            raise PixelPlayerError(
+                f"amnet builds on a trained {model} run: set model_kwargs.{key} to its folder "
+                f"(got {run!r})"
+            )
+        other = load_config(Path(run) / "config.yaml")
+        if other.model != model:
+            article = "an" if model[0] in "aeiou" else "a"
+            raise PixelPlayerError(
+                f"{run} is a {other.model} run; model_kwargs.{key} needs {article} {model} run"
+            )
+        if key == "appearance_run":
+            same = ("n_fft", "hop", "log_freq", "freq_rows", "combine")
+            diff = [k for k in same if getattr(other.spec, k) != getattr(cfg.spec, k)]
+            diff += [
+                f"sample.{k}"
+                for k in ("sr", "fps")
+                if getattr(other.sample, k) != getattr(cfg.sample, k)
+            ]
+            if diff:
+                raise PixelPlayerError(
+                    f"{run} was trained with other {', '.join(diff)}: give amnet the same"
+                )
+            kwargs["combine"] = cfg.spec.combine
+        elif (
+            other.sample.frame_size != cfg.sample.motion_size or other.sample.fps != cfg.sample.fps
+        ):
+            raise PixelPlayerError(
+                f"{run} embeds {other.sample.frame_size} px frames at {other.sample.fps:g} fps: "
+                f"set sample.motion_size={other.sample.frame_size} and sample.fps to match"
+            )
+    return kwargs
 
 
 def _check_spectrogram_size(cfg: Config, levels: int) -> None:
@@ -274,6 +320,8 @@ def _train_masks(
     rank, world = distributed.rank(), distributed.world_size()
     main = rank == 0
     val_clips = read_index(resolve_index(data, "val"))
+    if cfg is not None and not (out / "config.yaml").is_file():
+        build_model(cfg)  # a config that cannot build its model must not leave a run behind
     with distributed.main_first():  # rank 0 writes config.yaml and val_mixtures.json
         cfg, resuming = prepare_run(cfg, out)
         val_mix = fixed_mixtures(
@@ -385,7 +433,7 @@ def _train_masks(
             with autocast(dev, dtype):
                 spec, mag = mixsep.network_input(mix, cfg.spec)
                 masks, weight = mixsep.targets(audios, mag, cfg.spec)
-                logits = net(mag, frames)  # (B/W, N, R, T)
+                logits = net(mag, frames, **model_inputs(model, batch, dev))  # (B/W, N, R, T)
             loss = mixsep.loss(logits.float(), masks, weight, cfg.spec)
             share, finite = _global_share(loss, weight)
             if finite:
@@ -537,7 +585,8 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
         "--model",
         choices=sorted(MODEL_PRESETS),
         help="use this model's preset when --config is not given: configs/pixelplayer-cpu.yaml, "
-        "configs/miml.yaml (AV-MIML), configs/ame.yaml (AMnet's audio-motion embedding)",
+        "configs/miml.yaml (AV-MIML), configs/ame.yaml (AMnet's audio-motion embedding), "
+        "configs/amnet.yaml (AMnet's motion stage)",
     )
     p.add_argument("--data", required=True, help="prepared folder (with train.csv, val.csv)")
     p.add_argument("--out", required=True, help="run folder (created, or resumed)")
@@ -554,7 +603,12 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-MODEL_PRESETS = {"ame": "ame.yaml", "miml": "miml.yaml", "pixelplayer": "pixelplayer-cpu.yaml"}
+MODEL_PRESETS = {
+    "ame": "ame.yaml",
+    "amnet": "amnet.yaml",
+    "miml": "miml.yaml",
+    "pixelplayer": "pixelplayer-cpu.yaml",
+}
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 

@@ -260,6 +260,8 @@ def test_bad_config_at_train(prepared, tmp_path, capsys, text):
 )
 def test_bad_override_at_train(prepared, tmp_path, capsys, override, phrase):
     _fails(capsys, _train(prepared, tmp_path / "out", override), phrase)
+    # nothing is left behind that would refuse the corrected command as "another configuration"
+    assert not (tmp_path / "out" / "config.yaml").exists()
 
 
 def test_bad_run_config_at_eval(prepared, run, tmp_path, capsys):

@@ -44,6 +44,12 @@ class SampleConfig:
     # silence; without them every picture the model sees is sounding, and nothing teaches a
     # pixel that shows no instrument, or a silent one, to stay quiet
     silent: int = 0
+    # share of mixtures whose clips all come from one class (1: every one). Two players that
+    # look alike are what appearance alone cannot separate and motion can (AMnet)
+    same_class: float = 0.0
+    # > 0: also serve each clip's motion, every frame of the audio window (and the one before)
+    # as `motion_size` px grayscale (AMnet's audio-motion embedding reads them)
+    motion_size: int = 0
 
 
 @dataclass
@@ -85,12 +91,25 @@ def draw_mixture(
     by_class = clips_by_class(clips) if by_class is None else by_class
     silent = cfg.silent if train else 0
     count = cfg.num_mix + silent
-    if silent and len(by_class) < count:  # a silent clip of a heard class would contradict it
+    same = cfg.same_class >= 1 or (cfg.same_class > 0 and rng.random() < cfg.same_class)
+    if silent and len(by_class) < (1 if same else cfg.num_mix) + silent:
+        # a silent clip of a heard class would contradict it
         raise PixelPlayerError(
-            f"{cfg.num_mix} heard + {silent} silent clips of distinct classes need {count} "
-            f"classes; the data has {len(by_class)}: lower sample.silent"
+            f"{cfg.num_mix} heard + {silent} silent clips of distinct classes need "
+            f"{count} classes; the data has {len(by_class)}: lower sample.silent"
         )
-    if (cfg.distinct_classes or silent) and len(by_class) >= count:
+    if same:
+        pool = [c for c in sorted(by_class) if len(by_class[c]) >= cfg.num_mix]
+        if not pool:
+            raise PixelPlayerError(
+                f"no class has the {cfg.num_mix} clips a same-class mixture needs"
+            )
+        heard = pool[rng.integers(len(pool))]
+        picks = [int(i) for i in rng.choice(by_class[heard], size=cfg.num_mix, replace=False)]
+        others = [c for c in sorted(by_class) if c != heard]
+        for c in rng.choice(others, size=silent, replace=False) if silent else []:
+            picks.append(by_class[c][rng.integers(len(by_class[c]))])
+    elif (cfg.distinct_classes or silent) and len(by_class) >= count:
         classes = rng.choice(sorted(by_class), size=count, replace=False)
         picks = [by_class[c][rng.integers(len(by_class[c]))] for c in classes]
     else:
@@ -133,8 +152,15 @@ def fixed_mixtures(
         )
     meta = {"n": n, "num_mix": cfg.num_mix, "seed": seed, "distinct": cfg.distinct_classes}
     meta["window_s"] = cfg.audio_len / cfg.sr
+    if cfg.same_class:
+        meta["same_class"] = cfg.same_class
     if path is not None and path.is_file():
         mixtures, stored = read_mixture_list(path)
+        if stored.get("same_class", 0) != cfg.same_class:
+            raise PixelPlayerError(
+                f"{path}: drawn with same_class {stored.get('same_class', 0)}, not "
+                f"{cfg.same_class}; delete it or give another path"
+            )
         if stored.get("window_s", meta["window_s"]) != meta["window_s"]:
             raise PixelPlayerError(
                 f"{path}: drawn for {stored['window_s']:.3f} s windows, not "
@@ -254,8 +280,53 @@ def load_frames(
     return out
 
 
+def read_gray_frame(path: Path, size: int) -> np.ndarray:
+    """(size, size) uint8 grayscale: shorter side resized to `size`, centre crop."""
+    try:
+        with Image.open(path) as im:
+            im.draft("L", (size, size))  # JPEG: decode at the smallest scale still >= size
+            img = im.convert("L")
+    except Exception as exc:
+        raise MediaError(path, "unreadable", str(exc)) from exc
+    return _gray_crop(img, size)
+
+
+def _gray_crop(img: Image.Image, size: int) -> np.ndarray:
+    img = resize_short_side(img, size, size)
+    x, y = (img.size[0] - size) // 2, (img.size[1] - size) // 2
+    return np.asarray(img)[y : y + size, x : x + size]
+
+
+def motion_indices(start: float, cfg: SampleConfig, num_frames: int) -> list[int]:
+    """Frames under the audio window from `start` s, and the one before (its first difference).
+
+    Frame k shows time k / fps and stands for (k - 1/2) / fps .. (k + 1/2) / fps: the window's
+    T = round(seconds * fps) frames begin with the one whose span starts nearest to `start`
+    (as AME's training windows: pixelplayer.ame.audio_window). Clamped to the clip: a window
+    at the clip's very start repeats frame 0.
+    """
+    steps = max(1, round(cfg.audio_len / cfg.sr * cfg.fps))
+    first = int(np.floor(start * cfg.fps + 1.0))  # round(start * fps + 1/2)
+    return [min(max(k, 0), num_frames - 1) for k in range(first - 1, first + steps)]
+
+
+def load_motion(
+    clip: Clip, start: float, cfg: SampleConfig, cache: ClipCache | None = None
+) -> np.ndarray:
+    """(1, T+1, S, S) uint8 grayscale frames of the window at S = cfg.motion_size."""
+    size, out = cfg.motion_size, []
+    for i in motion_indices(start, cfg, clip.num_frames):
+        if cache is None:
+            out.append(read_gray_frame(frame_path(clip.frames_dir, i), size))
+        else:
+            rgb = Image.fromarray(np.asarray(cache.frames(clip.video_id)[i]))
+            out.append(_gray_crop(rgb.convert("L"), size))
+    return np.stack(out)[None]
+
+
 class MixDataset(Dataset):
-    """Mixtures of N clips -> dict(frames (N, 3, T, S, S), audios (N, L), mix (L,), classes (N,)).
+    """Mixtures of N clips -> dict(frames (N, 3, T, S, S), audios (N, L), mix (L,), classes (N,),
+    and with cfg.motion_size motion (N, 1, T_m + 1, S_m, S_m)).
 
     With `mixtures` given it serves that fixed list; otherwise it draws `length` random ones
     per epoch from seed (seed, epoch, item). `audios` are the sources as mixed (gain applied,
@@ -340,9 +411,16 @@ class MixDataset(Dataset):
                 audios[j] = wav * gains[j] / heard
             times = frame_times(start, cfg)
             load_frames(clip, times, cfg.fps, size, rng, self.cache, out=frames[j])
-        return {
+        item = {
             "frames": torch.from_numpy(frames),
             "audios": torch.from_numpy(audios),
             "mix": torch.from_numpy(audios.sum(0)),
             "classes": torch.tensor([self.classes.index(self.by_id[v].cls) for v in mix.videos]),
         }
+        if cfg.motion_size:  # (N, 1, T+1, S, S) uint8
+            motion = [
+                load_motion(self.by_id[v], start, cfg, self.cache)
+                for v, start in zip(mix.videos, mix.starts, strict=True)
+            ]
+            item["motion"] = torch.from_numpy(np.stack(motion))
+        return item

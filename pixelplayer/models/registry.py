@@ -44,6 +44,7 @@ def _load_builtin() -> None:
     # importing the package runs the @register decorators of the built-in models
     importlib.import_module("pixelplayer.models")
     importlib.import_module("pixelplayer.models.ame")
+    importlib.import_module("pixelplayer.models.amnet")
 
 
 def known_models() -> list[str]:
