@@ -22,7 +22,7 @@ def scores(run: Path, data: Path, n: int, same_class: bool) -> dict[str, dict]:
     kind = "same-class" if same_class else "distinct"
     out = run / "eval" / kind
     argv = ["eval", str(run), "--data", str(data), "--n", str(n), "--out", str(out)]
-    argv += ["--separator", "model,appearance,ibm,mixture", "--no-progress"]
+    argv += ["--separator", "amnet,appearance,ibm,mixture", "--no-progress"]
     if same_class:
         argv.append("--same-class")
     if cli(argv) != 0:

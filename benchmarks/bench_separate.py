@@ -116,13 +116,21 @@ def _inside(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return ((x >= b[..., 0]) & (x < b[..., 2]) & (y >= b[..., 1]) & (y < b[..., 3])).any(1)
 
 
-def duet_samples(r, meta: dict, rng: np.random.Generator) -> tuple[list, list]:
-    """(energy shares, is instrument) of balanced cell samples from every sounding frame."""
+def grid_centres(height: int, width: int, grid: tuple[int, int]) -> np.ndarray:
+    """(h * w, 2) centre (x, y) of every cell of an h x w map spread over the whole frame."""
+    h, w = grid
+    ys, xs = (np.arange(h) + 0.5) * height / h, (np.arange(w) + 0.5) * width / w
+    return np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+
+
+def duet_samples(r, maps: np.ndarray, meta: dict, rng: np.random.Generator) -> tuple[list, list]:
+    """(shares of each frame's total, is instrument) of balanced cell samples of `maps`
+    (T, h, w) (the energy or the motion map) from every sounding frame."""
     boxes = [np.asarray(s["boxes"], float) for s in meta["sources"]]  # (T_meta, 4) each
-    centres = r.cell_centres().reshape(-1, 2)
-    totals = r.energy.reshape(len(r.energy), -1).sum(1)
+    centres = grid_centres(r.height, r.width, maps.shape[1:])
+    totals = maps.reshape(len(maps), -1).sum(1)
     values, truth = [], []
-    for t, time_s in enumerate(r.frame_times):
+    for t, time_s in enumerate(r.frame_times[: len(maps)]):
         if totals[t] <= 1e-6 * totals.max():
             continue  # a silent moment: nothing to localize
         k = min(len(boxes[0]) - 1, int(round(time_s * meta["fps"])))
@@ -131,12 +139,18 @@ def duet_samples(r, meta: dict, rng: np.random.Generator) -> tuple[list, list]:
         n = min(len(yes), len(no))
         if n == 0:
             continue
-        share = r.energy[t].reshape(-1) / totals[t]
+        share = maps[t].reshape(-1) / totals[t]
         for cells, label in ((yes, True), (no, False)):
             pick = rng.choice(cells, n, replace=False)
             values.extend(share[pick])
             truth.extend([label] * n)
     return values, truth
+
+
+def accuracy(values: list, truth: list) -> tuple[float, int]:
+    """Right share with one threshold, the median of all values (the classes are balanced)."""
+    values, truth = np.array(values), np.array(truth)
+    return float(np.mean((values > np.median(values)) == truth)), len(values)
 
 
 def localization(run: Path, duets: Path, limit: int | None, map_fps: float | None) -> None:
@@ -148,7 +162,7 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
         )
     sep = Separator.from_run(run)
     rng = np.random.default_rng(0)
-    values, truth = [], []
+    samples = {"energy": ([], []), "motion": ([], [])}
     scores = {"box": [], "point": []}
     for path in metas:
         meta = json.loads(path.read_text())
@@ -157,9 +171,11 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
         points = [((b[0] + b[2]) // 2, (b[1] + b[3]) // 2) for b in boxes]
         video = duets / meta["video"]
         r = sep.separate_video(video, points=points, boxes=boxes, progress=False, map_fps=map_fps)
-        v, t = duet_samples(r, meta, rng)
-        values += v
-        truth += t
+        for kind, maps in (("energy", r.energy), ("motion", r.motion)):
+            if maps is not None:
+                v, t = duet_samples(r, maps, meta, rng)
+                samples[kind][0].extend(v)
+                samples[kind][1].extend(t)
         stems = [
             load_audio(duets / s["stem"], sr=r.sr, allow_silent=True)[0] for s in meta["sources"]
         ]
@@ -172,14 +188,18 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
             f"  {meta['id']} ({' + '.join(meta['classes'])}): SDR gain by box "
             f"{', '.join(f'{x:.1f}' for x in gains)} dB; {len(r.source_waves)} sources found"
         )
-    values, truth = np.array(values), np.array(truth)
-    thr = float(np.median(values))
-    acc = float(np.mean((values > thr) == truth))
+    acc, count = accuracy(*samples["energy"])
     print(
-        f"localization: {100 * acc:.1f} % of {len(values)} sampled cells right in {len(metas)} "
+        f"localization: {100 * acc:.1f} % of {count} sampled cells right in {len(metas)} "
         f"duets (instrument boxes vs background and distractors, one threshold = median energy "
         f"share) -> target >= 90 %: {'met' if acc >= 0.9 else 'NOT met'}"
     )
+    if samples["motion"][0]:
+        acc, count = accuracy(*samples["motion"])
+        print(
+            f"localization by motion (the run's audio-motion embedding): {100 * acc:.1f} % of "
+            f"{count} sampled cells right, the same rule"
+        )
     for name, how in (("box", "its box (cells max-pooled)"), ("point", "its box centre")):
         sdr, mix, gain = (
             np.concatenate([np.ravel(x[k]) for x in scores[name]])

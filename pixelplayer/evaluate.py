@@ -158,8 +158,8 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--separator",
         default=None,
-        help="comma list of separators: model (an amnet run also offers appearance, its stage "
-        "1; a miml run offers miml, exemplar, ...), ibm, irm, "
+        help="comma list of separators: model (an amnet run offers amnet and appearance, its "
+        "stage 1; a miml run miml, exemplar, ...), ibm, irm, "
         "mixture, nmf-kmeans (default: the run's and the oracles; nmf-kmeans, slow, only when "
         "named)",
     )

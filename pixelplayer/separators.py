@@ -130,7 +130,8 @@ def baseline(name: str, cfg, device=None) -> Separator:
 def run_separators(run: str | Path, cfg, device=None, **mask_options) -> dict[str, Callable]:
     """What a run folder offers, by `--separator` name -> a zero-argument builder.
 
-    A mask model (PixelPlayer and kin) offers 'model', loaded only when built. A run of
+    A mask model (PixelPlayer and kin) offers 'model', loaded only when built; an AMnet run
+    'amnet' and 'appearance' (its stage 1). A run of
     `model: miml` offers the separators of `pixelplayer.miml.run_separators` ('miml',
     'exemplar', ...): that module is imported only for such runs.
     """
@@ -139,9 +140,10 @@ def run_separators(run: str | Path, cfg, device=None, **mask_options) -> dict[st
 
         found = miml.run_separators(Path(run), device)
         return {name: (lambda sep=sep: sep) for name, sep in found.items()}
-    found = {"model": lambda: MaskModelSeparator.from_run(run, device=device, **mask_options)}
-    if cfg.model == "amnet":  # stage 1 alone, scored on the same mixtures
-        found["appearance"] = lambda: MaskModelSeparator.from_run(
-            run, device=device, options={"stage": 1}, **mask_options
-        )
-    return found
+
+    def load(**options):
+        return lambda: MaskModelSeparator.from_run(run, device=device, **options, **mask_options)
+
+    if cfg.model == "amnet":  # and its stage 1 alone, scored on the same mixtures
+        return {"amnet": load(), "appearance": load(options={"stage": 1})}
+    return {"model": load()}

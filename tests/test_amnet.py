@@ -155,7 +155,7 @@ def test_amnet_trains_resumes_and_scores_both_stages(prepared, parts, tmp_path, 
     # the tiny data's test split has one clip per class: same-class mixtures come from train's
     ev = ["eval", str(out), "--data", str(prepared), "--split", "train", "--n", "4"]
     ev.append("--no-progress")
-    assert main([*ev, "--separator", "model,appearance,ibm", "--same-class"]) == 0
+    assert main([*ev, "--separator", "amnet,appearance,ibm", "--same-class"]) == 0
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert metrics["same_class"] is True
     assert {k.split(" ")[0] for k in metrics["results"]} == {"amnet", "appearance", "ibm"}
