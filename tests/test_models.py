@@ -351,3 +351,23 @@ def test_log_floor_sets_the_input_range():
         model.sound_features(mag)
     assert seen[1e-10].min() == pytest.approx(np.log(1e-10), rel=1e-4)
     assert seen[1e-3].min() == pytest.approx(np.log(1e-3), rel=1e-4)
+
+
+def test_mask_pool_takes_the_loudest_region():
+    torch.manual_seed(0)
+    kw = {"k": 4, "frame": {"width": 8, "stages": 2}, "sound": {"ngf": 4, "levels": 5}}
+    net = PixelPlayer(**kw).eval()
+    mag = torch.rand(2, 1, 64, 32)
+    frames = torch.randint(0, 256, (2, 2, 3, 2, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        pooled = net(mag, frames)
+        net.mask_pool = 1  # one region: the max-pooled vector, exactly the paper's rule
+        assert torch.allclose(net(mag, frames), pooled, atol=1e-5)
+        net.mask_pool = 2
+        regions = net(mag, frames)  # (B, N, F, T)
+        pixels = torch.nn.functional.adaptive_max_pool2d(net.pixel_features(frames[:, 1]), 2)
+        each = net.synth.forward_pixels(pixels, net.sound_features(mag))  # (B, 2, 2, F, T)
+    assert regions.shape == pooled.shape
+    assert torch.allclose(regions[:, 1], each.flatten(1, 2).amax(1), atol=1e-5)
+    with pytest.raises(ValueError, match="mask_pool"):
+        PixelPlayer(**kw, mask_pool=-1)

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from pixelplayer.models.frame import FrameNet
 from pixelplayer.models.registry import register
@@ -26,6 +27,10 @@ class PixelPlayer(nn.Module):
     log_floor: added to the magnitude before the log. The reference's 1e-10 suits recordings
     with a noise floor; on audio with digital silence it puts the silent bins at -23 while the
     sound sits near 0, and the input BatchNorm then spends its range on silence.
+    mask_pool: 0 makes a clip's mask from its pooled visual vector (the paper). G > 0 makes it
+    the maximum of the masks of a G x G grid of regions (each region's features max-pooled):
+    every region is then taught, so a silent clip's background learns silence too, not only
+    its strongest pixel (a multiple-instance rule: the clip sounds where some region does).
     """
 
     def __init__(
@@ -34,9 +39,12 @@ class PixelPlayer(nn.Module):
         sound: dict[str, Any] | None = None,
         k: int = 32,
         log_floor: float = 1e-10,
+        mask_pool: int = 0,
     ):
         super().__init__()
-        self.log_floor = log_floor
+        if mask_pool < 0:
+            raise ValueError(f"mask_pool must be >= 0, got {mask_pool}")
+        self.log_floor, self.mask_pool = log_floor, mask_pool
         frame, sound = dict(frame or {}), dict(sound or {})
         for part, cfg in (("frame", frame), ("sound", sound)):
             if cfg.setdefault("k", k) != k:
@@ -75,10 +83,16 @@ class PixelPlayer(nn.Module):
             )
         sound = self.sound_features(mix_mag)  # (B, K, F, T)
         # one frame-net call per source, as the reference does (BatchNorm statistics per source)
-        logits = [
-            self.synth(self.frame_features(frames[:, n]), sound) for n in range(frames.shape[1])
-        ]
+        logits = [self._clip_logits(frames[:, n], sound) for n in range(frames.shape[1])]
         return torch.cat(logits, dim=1)  # (B, N, F, T)
+
+    def _clip_logits(self, frames: torch.Tensor, sound: torch.Tensor) -> torch.Tensor:
+        """One video per item (B, 3, T_f, H, W) -> its mask logits (B, 1, F, T)."""
+        if not self.mask_pool:
+            return self.synth(self.frame_features(frames), sound)
+        regions = F.adaptive_max_pool2d(self.pixel_features(frames), self.mask_pool)
+        logits = self.synth.forward_pixels(regions, sound)  # (B, G, G, F, T)
+        return logits.flatten(1, 2).amax(dim=1, keepdim=True)  # sigmoid is monotonic
 
     def pixel_logits(
         self,
