@@ -22,6 +22,12 @@ Typical flow:
   pixelplayer train --config configs/pixelplayer-cpu.yaml --data data/prepared --out runs/pp
   pixelplayer eval runs/pp --data data/prepared
   pixelplayer separate video.mp4 --model runs/pp   # where each sound is, and what it sounds like
+
+AMnet, after PixelPlayer (its appearance stage):
+  pixelplayer train --model ame --data data/prepared --out runs/ame   # audio-motion embedding
+  pixelplayer train --model amnet --data data/prepared --out runs/amnet \\
+      --set model_kwargs.appearance_run=runs/pp --set model_kwargs.ame_run=runs/ame
+  pixelplayer eval runs/amnet --data data/prepared --same-class      # players that look alike
 """
 
 
@@ -54,10 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
     _add_data(sub)
     for name in ("train", "evaluate", "separate"):
-        try:
-            module = __import__(f"pixelplayer.{name}", fromlist=["add_arguments"])
-        except ImportError:
-            continue
+        # a verb whose module does not import is an installation error to see, not to hide
+        module = __import__(f"pixelplayer.{name}", fromlist=["add_arguments"])
         module.add_arguments(sub)
     return parser
 
