@@ -32,7 +32,13 @@ from pixelplayer.data.dataset import MixDataset, fixed_mixtures
 from pixelplayer.data.index import read_index, resolve_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.metrics import bss_eval
-from pixelplayer.models.registry import build, load_checkpoint, load_weights, save_checkpoint
+from pixelplayer.models.registry import (
+    build,
+    get_class,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 from pixelplayer.precision import amp_dtype, autocast, fast_layout
 from pixelplayer.separators import MaskModelSeparator, model_inputs
 
@@ -92,8 +98,9 @@ def build_model(cfg: Config) -> tuple[torch.nn.Module, dict]:
     if cfg.frame_weights:
         kwargs.setdefault("frame", {})
         kwargs["frame"] = {**kwargs["frame"], "pretrained": cfg.frame_weights}
-    if cfg.model == "amnet":
-        kwargs = _amnet_kwargs(cfg, kwargs)
+    resolve = getattr(get_class(cfg.model), "kwargs_from_config", None)
+    if resolve is not None:  # a model built on other runs completes its kwargs from the config
+        kwargs = resolve(cfg, kwargs)
     model = build(cfg.model, **kwargs)
     sound_net = getattr(getattr(model, "appearance", model), "sound_net", None)
     if sound_net is not None:
@@ -101,48 +108,6 @@ def build_model(cfg: Config) -> tuple[torch.nn.Module, dict]:
     # the weights now live in the state dict; a checkpoint must not need the file again
     kwargs.get("frame", {}).pop("pretrained", None)
     return model, getattr(model, "checkpoint_kwargs", kwargs)
-
-
-def _amnet_kwargs(cfg: Config, kwargs: dict) -> dict:
-    """AMnet's stages must read what their runs were trained on: the same spectrogram and
-    rate as the appearance run, motion frames of the AME run's size and rate."""
-    kwargs = {**kwargs, "fps": float(cfg.sample.fps)}
-    refiner = {"seconds_per_column": cfg.spec.hop / cfg.sample.sr, **kwargs.get("refiner", {})}
-    kwargs["refiner"] = refiner
-    for key, model in (("appearance_run", "pixelplayer"), ("ame_run", "ame")):
-        run = kwargs.get(key)
-        if not run or not (Path(run) / "config.yaml").is_file():
-            raise PixelPlayerError(
-                f"amnet builds on a trained {model} run: set model_kwargs.{key} to its folder "
-                f"(got {run!r})"
-            )
-        other = load_config(Path(run) / "config.yaml")
-        if other.model != model:
-            article = "an" if model[0] in "aeiou" else "a"
-            raise PixelPlayerError(
-                f"{run} is a {other.model} run; model_kwargs.{key} needs {article} {model} run"
-            )
-        if key == "appearance_run":
-            same = ("n_fft", "hop", "log_freq", "freq_rows", "combine")
-            diff = [k for k in same if getattr(other.spec, k) != getattr(cfg.spec, k)]
-            diff += [
-                f"sample.{k}"
-                for k in ("sr", "fps")
-                if getattr(other.sample, k) != getattr(cfg.sample, k)
-            ]
-            if diff:
-                raise PixelPlayerError(
-                    f"{run} was trained with other {', '.join(diff)}: give amnet the same"
-                )
-            kwargs["combine"] = cfg.spec.combine
-        elif (
-            other.sample.frame_size != cfg.sample.motion_size or other.sample.fps != cfg.sample.fps
-        ):
-            raise PixelPlayerError(
-                f"{run} embeds {other.sample.frame_size} px frames at {other.sample.fps:g} fps: "
-                f"set sample.motion_size={other.sample.frame_size} and sample.fps to match"
-            )
-    return kwargs
 
 
 def _check_spectrogram_size(cfg: Config, levels: int) -> None:

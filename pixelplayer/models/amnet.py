@@ -17,12 +17,15 @@ learned encoding.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pixelplayer.config import Config, load_config
+from pixelplayer.errors import PixelPlayerError
 from pixelplayer.models.ame import AudioMotionEmbedding
 from pixelplayer.models.pixelplayer import PixelPlayer
 from pixelplayer.models.registry import register
@@ -174,6 +177,51 @@ class AMNet(nn.Module):
         self.checkpoint_kwargs = {**parts, "refiner": dict(refiner or {}), "fps": fps}
         self.checkpoint_kwargs["combine"] = combine
 
+    @staticmethod
+    def kwargs_from_config(cfg: Config, kwargs: dict) -> dict:
+        """model_kwargs naming the two runs -> the constructor's, checked: AMnet's stages must
+        read what their runs were trained on (the appearance run's spectrogram and rate, the
+        AME run's frame size and rate). `train.build_model` calls this hook."""
+        kwargs = {**kwargs, "fps": float(cfg.sample.fps)}
+        refiner = {"seconds_per_column": cfg.spec.hop / cfg.sample.sr, **kwargs.get("refiner", {})}
+        kwargs["refiner"] = refiner
+        for key, model in (("appearance_run", "pixelplayer"), ("ame_run", "ame")):
+            run = kwargs.get(key)
+            if not run or not (Path(run) / "config.yaml").is_file():
+                raise PixelPlayerError(
+                    f"amnet builds on a trained {model} run: set model_kwargs.{key} to its folder "
+                    f"(got {run!r})"
+                )
+            other = load_config(Path(run) / "config.yaml")
+            if other.model != model:
+                article = "an" if model[0] in "aeiou" else "a"
+                raise PixelPlayerError(
+                    f"{run} is a {other.model} run; model_kwargs.{key} needs {article} {model} run"
+                )
+            if key == "appearance_run":
+                same = ("n_fft", "hop", "log_freq", "freq_rows", "combine")
+                diff = [k for k in same if getattr(other.spec, k) != getattr(cfg.spec, k)]
+                diff += [
+                    f"sample.{k}"
+                    for k in ("sr", "fps")
+                    if getattr(other.sample, k) != getattr(cfg.sample, k)
+                ]
+                if diff:
+                    raise PixelPlayerError(
+                        f"{run} was trained with other {', '.join(diff)}: give amnet the same"
+                    )
+                kwargs["combine"] = cfg.spec.combine
+            elif (
+                other.sample.frame_size != cfg.sample.motion_size
+                or other.sample.fps != cfg.sample.fps
+            ):
+                raise PixelPlayerError(
+                    f"{run} embeds {other.sample.frame_size} px frames at "
+                    f"{other.sample.fps:g} fps: set sample.motion_size="
+                    f"{other.sample.frame_size} and sample.fps to match"
+                )
+        return kwargs
+
     def train(self, mode: bool = True) -> AMNet:
         super().train(mode)
         self.appearance.eval()  # frozen: BatchNorm keeps the statistics it was trained with
@@ -202,8 +250,6 @@ class AMNet(nn.Module):
 
 def _trained_part(run: str, cls: type[nn.Module]) -> tuple[nn.Module, dict]:
     """The best.pt of a run folder, which must hold a `cls`."""
-    from pathlib import Path
-
     from pixelplayer.models.registry import load_model
 
     path = Path(run) / "best.pt"
