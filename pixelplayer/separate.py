@@ -793,19 +793,15 @@ def _overlay_audio(path: Path) -> tuple[np.ndarray, int]:
 def load_motion_embedding(run: str | Path, device=None) -> tuple[AudioMotionEmbedding, int]:
     """The audio-motion embedding of an AME or AMnet run -> (model, its frame size)."""
     from pixelplayer.config import load_config
-    from pixelplayer.models.registry import load_model
+    from pixelplayer.models.registry import load_run_model
 
-    run = Path(run)
-    model, _ = load_model(run / "best.pt")
-    cfg = load_config(run / "config.yaml")
+    need = "--motion needs an AME or AMnet run"
+    model, _ = load_run_model(run, AMNet, AudioMotionEmbedding, needed=need)
+    sample = load_config(Path(run) / "config.yaml").sample
     if isinstance(model, AMNet):
-        model, size = model.ame, cfg.sample.motion_size
-    elif isinstance(model, AudioMotionEmbedding):
-        size = cfg.sample.frame_size
+        model, size = model.ame, sample.motion_size
     else:
-        raise PixelPlayerError(
-            f"{run}: holds a {type(model).__name__}; --motion needs an AME or AMnet run"
-        )
+        size = sample.frame_size
     return model.to(device or "cpu"), size
 
 

@@ -285,8 +285,12 @@ def _train_masks(
     rank, world = distributed.rank(), distributed.world_size()
     main = rank == 0
     val_clips = read_index(resolve_index(data, "val"))
+    fresh = None
     if cfg is not None and not (out / "config.yaml").is_file():
-        build_model(cfg)  # a config that cannot build its model must not leave a run behind
+        # built before the run folder is written: a config that cannot build its model must not
+        # leave a run behind (seeded as below, so the weights are the same)
+        torch.manual_seed(cfg.train.seed)
+        fresh = build_model(cfg)
     with distributed.main_first():  # rank 0 writes config.yaml and val_mixtures.json
         cfg, resuming = prepare_run(cfg, out)
         val_mix = fixed_mixtures(
@@ -321,7 +325,10 @@ def _train_masks(
     val_part = Subset(val_set, range(rank, len(val_set), world))
     val_loader = DataLoader(val_part, batch_size=local_batch, **loader_kw)
 
-    model, kwargs = build_model(cfg)
+    if fresh is None:
+        torch.manual_seed(t.seed)
+        fresh = build_model(cfg)
+    model, kwargs = fresh
     if world > 1 and dev.type == "cuda":
         # BatchNorm statistics over the global batch; SyncBatchNorm has no CPU (gloo) kernel,
         # so on CPU each replica normalises by its local batch (see distributed.average_buffers)

@@ -28,11 +28,11 @@ from pixelplayer.config import Config, load_config
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.models.ame import AudioMotionEmbedding
 from pixelplayer.models.pixelplayer import PixelPlayer
-from pixelplayer.models.registry import register
+from pixelplayer.models.registry import load_run_model, register
 
 
 def time_encoding(seconds: torch.Tensor, dim: int, period: float = 8.0) -> torch.Tensor:
-    """(T,) times in seconds -> (T, dim) sinusoids, periods from 2 * 1/32 s to `period` s."""
+    """(T,) times in seconds -> (T, dim) sinusoids with periods from `period` s down to 1/16 s."""
     half = dim // 2
     periods = torch.logspace(math.log10(period), math.log10(1 / 16), half, device=seconds.device)
     angle = 2 * math.pi * seconds[:, None] / periods[None]  # (T, half)
@@ -166,7 +166,7 @@ class AMNet(nn.Module):
             ("ame", ame, ame_run, AudioMotionEmbedding),
         ):
             if run is not None:
-                part, ckpt = _trained_part(run, cls)
+                part, ckpt = load_run_model(run, cls)
                 parts[name] = ckpt["kwargs"]
             else:
                 part = cls(**(kwargs or {}))
@@ -236,7 +236,6 @@ class AMNet(nn.Module):
             first = self.appearance(mix_mag, frames)  # (B, N, F, T)
             if stage == 1:
                 return first
-            b, n = motion.shape[:2]
             m = motion.flatten(0, 1).float() / 255.0  # (B*N, 1, M+1, S, S)
             tokens = self.ame.embed_motion(m).transpose(1, 2)  # (B*N, M, E)
             floor = self.appearance.log_floor
@@ -246,16 +245,3 @@ class AMNet(nn.Module):
             spec = torch.stack([est, log_mix], dim=2).flatten(0, 1)  # (B*N, 2, F, T)
         delta = self.refiner(spec, tokens.float(), self.fps)  # (B*N, 1, F, T)
         return first + delta.reshape(first.shape)
-
-
-def _trained_part(run: str, cls: type[nn.Module]) -> tuple[nn.Module, dict]:
-    """The best.pt of a run folder, which must hold a `cls`."""
-    from pixelplayer.models.registry import load_model
-
-    path = Path(run) / "best.pt"
-    if not path.is_file():
-        raise ValueError(f"{path}: no checkpoint; train that stage first")
-    model, ckpt = load_model(path)
-    if not isinstance(model, cls):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
-    return model, ckpt

@@ -236,6 +236,24 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return model.eval(), ckpt
 
 
+def load_run_model(
+    run: str | Path, *classes: type[nn.Module], checkpoint: str = "best.pt", needed: str = ""
+) -> tuple[nn.Module, dict[str, Any]]:
+    """`load_model` of RUN/<checkpoint>, which must hold one of `classes`; `needed` says, in
+    the error, what the run was asked for."""
+    path = Path(run) / checkpoint
+    if not path.is_file():
+        raise PixelPlayerError(f"{path}: no checkpoint; train that run first")
+    model, ckpt = load_model(path)
+    if classes and not isinstance(model, classes):
+        wanted = " or ".join(c.__name__ for c in classes)
+        raise PixelPlayerError(
+            f"{path} holds a {type(model).__name__}, not a {wanted}"
+            + (f"; {needed}" if needed else "")
+        )
+    return model, ckpt
+
+
 def load_weights(model: nn.Module, sd: dict[str, torch.Tensor], path: str | Path) -> None:
     """model.load_state_dict(sd), with weights that do not fit (another model, other sizes)
     reported as one line naming the first keys, instead of torch's RuntimeError."""
