@@ -90,10 +90,13 @@ def _chunk(V: torch.Tensor) -> int:
 
 def _iterate(V, W, H, iters: int, eps: float, update_w: bool) -> None:
     WH = torch.empty_like(V)  # work buffer: W @ H, then V / (W @ H)
+    floor = torch.tensor(eps, dtype=V.dtype, device=V.device)
+    # H's denominator sum_f W[f, r]: 1 for the unit-sum bases of update_w, fixed W's own sums
+    w_sums = None if update_w else W.sum(dim=1).clamp_min_(eps).unsqueeze(2)  # (B, R, 1)
     for _ in range(iters):
         if update_w:  # W first, then H: scikit-learn's order
-            _update_w(V, W, H, WH, eps)
-        _update_h(V, W, H, WH, eps)
+            _update_w(V, W, H, WH, floor, eps)
+        _update_h(V, W, H, WH, floor, w_sums)
 
 
 def _initial(V: torch.Tensor, rank: int, W, H, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,23 +119,23 @@ def _batch(x: torch.Tensor, b: int) -> torch.Tensor:
     return x.expand(b, *x.shape) if x.ndim == 2 else x
 
 
-def _ratio(V: torch.Tensor, W: torch.Tensor, H: torch.Tensor, WH: torch.Tensor, eps: float):
-    """WH <- V / max(W @ H, eps), in place: the one full-size temporary of an update."""
-    torch.bmm(W, H, out=WH)
-    WH.clamp_min_(eps)
+def _ratio(V: torch.Tensor, W: torch.Tensor, H: torch.Tensor, WH: torch.Tensor, floor) -> None:
+    """WH <- V / (W @ H + eps), in place: the one full-size temporary of an update. Adding eps
+    in the product (baddbmm) saves a pass over the buffer that flooring would take."""
+    torch.baddbmm(floor, W, H, out=WH)
     torch.div(V, WH, out=WH)
 
 
-def _update_h(V, W, H, WH, eps: float) -> None:
+def _update_h(V, W, H, WH, floor, w_sums: torch.Tensor | None) -> None:
     # H <- H * (W^T (V / WH)) / (W^T 1)
-    _ratio(V, W, H, WH, eps)
+    _ratio(V, W, H, WH, floor)
     num = torch.bmm(W.transpose(1, 2), WH)  # (B, R, T)
-    H.mul_(num.div_(W.sum(dim=1).clamp_min_(eps).unsqueeze(2)))
+    H.mul_(num if w_sums is None else num.div_(w_sums))
 
 
-def _update_w(V, W, H, WH, eps: float) -> None:
+def _update_w(V, W, H, WH, floor, eps: float) -> None:
     # W <- W * ((V / WH) H^T) / (1 H^T), then unit-sum columns (H takes the scale)
-    _ratio(V, W, H, WH, eps)
+    _ratio(V, W, H, WH, floor)
     num = torch.bmm(WH, H.transpose(1, 2))  # (B, F, R)
     W.mul_(num.div_(H.sum(dim=2).clamp_min_(eps).unsqueeze(1)))
     _normalise(W, H, eps)

@@ -15,6 +15,7 @@ from pixelplayer.miml import (
     ClassifierLabeler,
     FrameClassifier,
     MIMLNet,
+    collect_bases,
     corrupt_labels,
     fit,
     nmf_separate,
@@ -59,6 +60,26 @@ def test_miml_net_learns_planted_basis_label_association():
     # the bag's label scores rank present labels above absent ones
     scores = rel.amax(1)
     assert ((scores > scores.median()) == (y > 0)).float().mean() > 0.85
+
+
+def test_collected_bases_go_to_the_label_they_relate_to_most():
+    bases = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)  # (V, M, F)
+    labels = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # a duet, then a solo of label 2
+    rel = torch.zeros(2, 4, 3)
+    rel[0, :, 0] = torch.tensor([5.0, 4.0, 0.0, 0.0])  # bases 0, 1 of the duet: label 0
+    rel[0, :, 1] = torch.tensor([1.0, 0.0, 3.0, 2.0])  # bases 2, 3: label 1
+    rel[0, :, 2] = 9.0  # absent from the video's labels: never given a basis
+    rel[1, :, 2] = torch.tensor([0.0, 0.5, 0.0, 6.0])  # the solo: basis 3 stands out
+    opts = {"relation_threshold": 0.0, "min_bases": 2, "max_bases": 10}
+    found = collect_bases(rel, bases, labels, opts)
+    assert torch.equal(found[0], bases[0, [0, 1]])  # strongest first
+    assert torch.equal(found[1], bases[0, [2, 3]])
+    assert len(found[2]) == 4  # every basis of the solo video
+    # a threshold keeps the bases that stand out in their label's column; a video where fewer
+    # than min_bases fire is skipped, and a class left empty takes its strongest bases
+    picky = collect_bases(rel, bases, labels, {**opts, "relation_threshold": 0.5})
+    assert torch.equal(picky[0], bases[0, [0, 1]]) and torch.equal(picky[2], bases[1, [3, 1]])
+    assert len(collect_bases(rel, bases, labels, {**opts, "max_bases": 1})[2]) == 1
 
 
 def test_corrupted_labels_corrupt_the_requested_fraction_seeded():

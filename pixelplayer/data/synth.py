@@ -424,6 +424,17 @@ def _pick_picture(
     return _emoji(code), f"emoji:U+{code:04X}"
 
 
+def picture_alpha(label: str, w: int, h: int) -> np.ndarray:
+    """(h, w) float32 opacity of a meta file's picture (its "image": "emoji:U+XXXX" or a path)
+    drawn at w x h, as the clip drew it: which pixels of a box show the object."""
+    if label.startswith("emoji:U+"):
+        picture = _emoji(int(label[len("emoji:U+") :], 16))
+    else:
+        picture = _user_picture(Path(label))
+    _, inv_alpha = _Sprite(picture).at(max(w, 1), max(h, 1))
+    return 1.0 - inv_alpha[..., 0]
+
+
 class _Sprite:
     """A picture drawn at several sizes: premultiplied RGB and 1 - alpha, cached per size."""
 
