@@ -2,13 +2,16 @@
 
     python benchmarks/bench_miml.py [--data /work/exp/prepared] [--run DIR] [--n 300]
                                     [--set model_kwargs.label_noise=0.2 ...] [--denoise 16]
+                                    [--pixelplayer PP_RUN]
 
 Trains `configs/miml.yaml` with the dataset-labels labeler (resumes when RUN holds the run),
 then runs `pixelplayer eval RUN --n N` for miml, exemplar, unmatched and gaussian, the NMF +
 MFCC + k-means baseline and the oracles on the same mixtures, and prints one line per
 separator: mean SDR, SIR, SAR, NSDR in dB, then AV-MIML's margin over NMF + k-means. With
 --denoise K it also prints the visually aided denoising NSDR (white noise at 0 dB SNR) on K
-test clips.
+test clips. With --pixelplayer, a trained PixelPlayer run is scored on the same mixtures too:
+AV-MIML is then trained on that run's window length (`sample.audio_len`), as mixture lists are
+keyed by it.
 """
 
 from __future__ import annotations
@@ -52,9 +55,15 @@ def main() -> None:
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--denoise", type=int, default=0, metavar="K")
+    p.add_argument("--pixelplayer", metavar="PP_RUN", help="also score this PixelPlayer run")
     p.add_argument("--device")
     args = p.parse_args()
     dev = ["--device", args.device] if args.device else []
+    if args.pixelplayer:
+        from pixelplayer.config import load_config
+
+        length = load_config(Path(args.pixelplayer) / "config.yaml").sample.audio_len
+        args.set.append(f"sample.audio_len={length}")
     sets = [a for s in args.set for a in ("--set", s)]
     started = time.perf_counter()
     train = ["train", "--config", str(CONFIG), "--data", args.data, "--out", args.run]
@@ -63,8 +72,13 @@ def main() -> None:
     ev = ["eval", args.run, "--data", args.data, "--n", str(args.n), "--no-progress"]
     names = [*SEPARATORS, "nmf-kmeans", "ibm", "irm", "mixture"]
     assert cli([*ev, "--separator", ",".join(names), *dev]) == 0
-    done = time.perf_counter()
     results = json.loads((Path(args.run) / "eval" / "metrics.json").read_text())["results"]
+    if args.pixelplayer:
+        out = Path(args.run) / "eval-pixelplayer"
+        ev[1] = args.pixelplayer
+        assert cli([*ev, "--separator", "model", "--out", str(out), *dev]) == 0
+        results.update(json.loads((out / "metrics.json").read_text())["results"])
+    done = time.perf_counter()
     print(f"\nAV-MIML on {args.data}, {args.n} test mixtures of 2 (mean dB):")
     for name, r in results.items():
         m = r["mean"]
