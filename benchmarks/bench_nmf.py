@@ -8,7 +8,9 @@ music, a few harmonic notes with decaying envelopes over noise. scikit-learn run
 `NMF(beta_loss="kullback-leibler", solver="mu", init="random", tol=0)` on each item in a loop,
 torch factorises the whole batch in one call; both for the same number of iterations, and both
 final divergences are the generalised KL of pixelplayer.nmf.kl_divergence (for scikit-learn,
-reconstruction_err_**2 / 2, the same quantity). On CUDA a small warm-up call comes first.
+reconstruction_err_**2 / 2, the same quantity). A small warm-up call comes first (the first
+call pays for the thread pool and the allocator, as scikit-learn's first item does inside its
+loop).
 --blas-threads caps scikit-learn's BLAS threads (threadpoolctl): on cores shared with other work
 its spinning threads can make it many times slower, which would flatter the speed-up.
 """
@@ -59,8 +61,8 @@ def run_sklearn(V: np.ndarray, rank: int, iters: int, threads: int | None) -> tu
 
 def run_torch(V: torch.Tensor, rank: int, iters: int, device: str) -> tuple[float, float]:
     V = V.to(device)
+    kl_nmf(V[:2], rank, 2)  # warm-up: CUDA context and kernels, CPU thread pool and allocator
     if V.device.type == "cuda":
-        kl_nmf(V[:2], rank, 2)  # warm-up: CUDA context and kernels
         torch.cuda.synchronize()
     start = time.perf_counter()
     W, H = kl_nmf(V, rank, iters)

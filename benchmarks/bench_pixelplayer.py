@@ -1,6 +1,6 @@
 """Train PixelPlayer on the default generated dataset and score it against the oracles.
 
-    python benchmarks/bench_pixelplayer.py [--work DIR] [--minutes 20] [--table1]
+    python benchmarks/bench_pixelplayer.py [--work DIR] [--minutes 20] [--table1] [--layout-ceiling]
 
 Generates the default dataset (10 classes x 40 clips) and prepares it when DIR lacks it, trains
 the CPU preset for the given minutes, and evaluates on 300 two-source test mixtures of clips
@@ -9,6 +9,10 @@ The target: NSDR >= 8 dB and SDR no more than 6 dB below the ideal binary mask.
 
 With --table1 it trains the paper's Table 1 variants instead (binary vs ratio mask, linear vs
 log frequency), each with the same data and budget, and prints one row per variant.
+
+With --layout-ceiling it trains nothing: it prints the SDR of the ideal masks computed on the
+net's layout (the preset's 256 log-frequency rows, and others) and mapped back to the linear
+bins, on the preset's test mixtures: the best a model predicting on that layout can do.
 """
 
 from __future__ import annotations
@@ -44,6 +48,37 @@ def train_and_eval(prepared: Path, run: Path, minutes: float, overrides: list[st
     return json.loads((run / "eval" / "metrics.json").read_text())["results"]
 
 
+def layout_ceiling(prepared: Path, n: int) -> None:
+    import numpy as np
+    import torch
+
+    from pixelplayer.config import load_config
+    from pixelplayer.data.dataset import MixDataset, fixed_mixtures
+    from pixelplayer.data.index import read_index, resolve_index
+    from pixelplayer.evaluate import mixture_list_path
+    from pixelplayer.metrics import score_batch
+    from pixelplayer.mixsep import SpecConfig, masks_to_waves, network_input, targets
+
+    cfg = load_config(CONFIG)
+    index = resolve_index(prepared, "test")
+    clips = read_index(index)
+    path = mixture_list_path(index, n, 2, 0, cfg.sample.audio_len)
+    data = MixDataset(clips, cfg.sample, mixtures=fixed_mixtures(clips, cfg.sample, n, 0, path))
+    batch = torch.utils.data.default_collate([data[i] for i in range(len(data))])
+    print(f"ideal masks on the net's layout, {n} test mixtures of the CPU preset (mean SDR, dB)")
+    for log_freq, rows in ((True, 256), (True, 512), (False, 512)):
+        for mask in ("binary", "ratio"):
+            spec = SpecConfig(
+                **{**cfg.spec.__dict__, "log_freq": log_freq, "freq_rows": rows, "mask": mask}
+            )
+            stft, mag = network_input(batch["mix"], spec)
+            masks, _ = targets(batch["audios"], mag, spec)
+            est = masks_to_waves(masks, stft, batch["mix"].shape[-1], spec)
+            sdr = np.nanmean(score_batch(batch["audios"], est, batch["mix"])["sdr"])
+            layout = f"{rows} log-frequency rows" if log_freq else "the 512 linear bins"
+            print(f"  {mask} mask on {layout}: SDR {sdr:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="bench-work", help="data and runs go here")
@@ -51,9 +86,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="test mixtures")
     parser.add_argument("--table1", action="store_true", help="the mask / frequency variants")
     parser.add_argument("--run", default="run-cpu", help="run folder name under --work")
+    parser.add_argument(
+        "--layout-ceiling", action="store_true", help="only the ideal masks on the net's layout"
+    )
     args = parser.parse_args()
     work = Path(args.work)
     prepared = ensure_data(work)
+    if args.layout_ceiling:
+        layout_ceiling(prepared, args.n)
+        return
     variants = TABLE1 if args.table1 else {"cpu preset": []}
     rows = []
     for name, overrides in variants.items():

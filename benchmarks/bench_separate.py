@@ -140,23 +140,36 @@ def on_instruments(points: np.ndarray, meta: dict, k: int) -> np.ndarray:
     return on
 
 
+def cell_kinds(centres: np.ndarray, meta: dict, k: int) -> np.ndarray:
+    """(N,) what each point shows in frame k: instrument, box corner (inside an instrument's
+    box, off its picture), distractor, or background."""
+    inst = np.array([s["boxes"][k] for s in meta["sources"]], float)
+    dis = np.array([d["boxes"][k] for d in meta.get("distractors", [])], float).reshape(-1, 4)
+    kinds = np.full(len(centres), "background", dtype=object)
+    kinds[_inside(centres, dis)] = "distractor"
+    kinds[_inside(centres, inst)] = "box corner"  # instruments are drawn over distractors
+    kinds[on_instruments(centres, meta, k)] = "instrument"
+    return kinds
+
+
 def duet_samples(
     r, maps: np.ndarray, meta: dict, rng: np.random.Generator, by: str = "pixels"
-) -> tuple[list, list]:
-    """(shares of each frame's total, is instrument) of balanced cell samples of `maps`
-    (T, h, w) (the energy or the motion map) from every sounding frame. A cell is on an
+) -> tuple[list, list, list]:
+    """(shares of each frame's total, is instrument, kind of cell) of balanced cell samples of
+    `maps` (T, h, w) (the energy or the motion map) from every sounding frame. A cell is on an
     instrument when its centre lies on the instrument's picture (`by="pixels"`), or anywhere in
     its box (`by="boxes"`, which also counts the transparent corners of the box)."""
     boxes = [np.asarray(s["boxes"], float) for s in meta["sources"]]  # (T_meta, 4) each
     centres = grid_centres(r.height, r.width, maps.shape[1:])
     totals = maps.reshape(len(maps), -1).sum(1)
-    values, truth = [], []
+    values, truth, kinds = [], [], []
     for t, time_s in enumerate(r.frame_times[: len(maps)]):
         if totals[t] <= 1e-6 * totals.max():
             continue  # a silent moment: nothing to localize
         k = min(len(boxes[0]) - 1, int(round(time_s * meta["fps"])))
+        kind = cell_kinds(centres, meta, k)
         if by == "pixels":
-            pos = on_instruments(centres, meta, k)
+            pos = kind == "instrument"
         else:
             pos = _inside(centres, np.stack([b[k] for b in boxes]))
         yes, no = np.flatnonzero(pos), np.flatnonzero(~pos)
@@ -168,13 +181,18 @@ def duet_samples(
             pick = rng.choice(cells, n, replace=False)
             values.extend(share[pick])
             truth.extend([label] * n)
-    return values, truth
+            kinds.extend(kind[pick])
+    return values, truth, kinds
 
 
-def accuracy(values: list, truth: list) -> tuple[float, int]:
-    """Right share with one threshold, the median of all values (the classes are balanced)."""
+def accuracy(values: list, truth: list, kinds: list | None = None) -> tuple[float, int, dict]:
+    """Right share with one threshold, the median of all values (the classes are balanced),
+    the count, and per kind of cell the share called sounding."""
     values, truth = np.array(values), np.array(truth)
-    return float(np.mean((values > np.median(values)) == truth)), len(values)
+    sounding = values > np.median(values)
+    kinds = np.array(kinds if kinds is not None else [], dtype=object)
+    per_kind = {k: float(np.mean(sounding[kinds == k])) for k in dict.fromkeys(kinds)}
+    return float(np.mean(sounding == truth)), len(values), per_kind
 
 
 def localization(run: Path, duets: Path, limit: int | None, map_fps: float | None) -> None:
@@ -186,7 +204,7 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
         )
     sep = Separator.from_run(run)
     rng = np.random.default_rng(0)
-    samples = {"energy": ([], []), "motion": ([], []), "energy by boxes": ([], [])}
+    samples = {k: ([], [], []) for k in ("energy", "motion", "energy by boxes")}
     scores = {"box": [], "point": []}
     for path in metas:
         meta = json.loads(path.read_text())
@@ -201,9 +219,10 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
             ("energy by boxes", r.energy, "boxes"),
         ):
             if maps is not None:
-                v, t = duet_samples(r, maps, meta, rng, by)
-                samples[kind][0].extend(v)
-                samples[kind][1].extend(t)
+                for into, got in zip(
+                    samples[kind], duet_samples(r, maps, meta, rng, by), strict=True
+                ):
+                    into.extend(got)
         stems = [
             load_audio(duets / s["stem"], sr=r.sr, allow_silent=True)[0] for s in meta["sources"]
         ]
@@ -216,24 +235,31 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
             f"  {meta['id']} ({' + '.join(meta['classes'])}): SDR gain by box "
             f"{', '.join(f'{x:.1f}' for x in gains)} dB; {len(r.source_waves)} sources found"
         )
-    acc, count = accuracy(*samples["energy"])
+    acc, count, per_kind = accuracy(*samples["energy"])
     print(
         f"localization: {100 * acc:.1f} % of {count} sampled cells right in {len(metas)} "
         f"duets (cells on the instruments' pictures vs on background and distractors, one "
         f"threshold = median energy share) -> target >= 90 %: {'met' if acc >= 0.9 else 'NOT met'}"
     )
-    acc, count = accuracy(*samples["energy by boxes"])
+    print(
+        "  called sounding, by what the cell shows: "
+        + ", ".join(f"{k} {100 * v:.1f} %" for k, v in sorted(per_kind.items()))
+    )
+    acc, count, _ = accuracy(*samples["energy by boxes"])
     print(
         f"the same with every cell in an instrument's box counted as the instrument (its "
         f"transparent corners too): {100 * acc:.1f} % of {count} sampled cells right"
     )
     if samples["motion"][0]:
-        acc, count = accuracy(*samples["motion"])
+        acc, count, _ = accuracy(*samples["motion"])
         print(
             f"localization by motion (the run's audio-motion embedding): {100 * acc:.1f} % of "
             f"{count} sampled cells right, the same rule"
         )
-    for name, how in (("box", "its box (cells max-pooled)"), ("point", "its box centre")):
+    for name, how in (
+        ("box", "its box (its cells, as the model pools a clip)"),
+        ("point", "its box centre"),
+    ):
         sdr, mix, gain = (
             np.concatenate([np.ravel(x[k]) for x in scores[name]])
             for k in ("sdr", "sdr_mix", "nsdr")
