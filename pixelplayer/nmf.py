@@ -5,9 +5,10 @@ on V's device. It is the algorithm of scikit-learn's
 `NMF(beta_loss="kullback-leibler", solver="mu", init="random")`: the same divergence, the same
 alternating updates (W first, then H, as scikit-learn does) and the same initialisation scheme,
 so a run of either reaches the same divergence after the same number of iterations (up to the
-random draw: see tests/test_nmf.py). benchmarks/bench_nmf.py measures the speed-up: on 2 shared
-EPYC cores, 64 spectrograms 512 x 256, rank 25, 100 iterations took 1.7 s against 7.0 s for
-scikit-learn item by item (4.1x; 2.3x with one thread each); a GPU was not measured.
+random draw: see tests/test_nmf.py). benchmarks/bench_nmf.py measures the speed-up: 64
+spectrograms 512 x 256, rank 25, 100 iterations took 1.7 s against 7.0 s for scikit-learn item
+by item on 2 shared EPYC cores (4.1x), 1.4-2.2 s against 4.1-4.4 s on 2 Xeon cores (2.0-2.9x);
+the batched products take nearly all of it. A GPU was not measured.
 
 One difference that changes no product W @ H: the columns of W are rescaled to unit sum after
 each W update, with the inverse scaling on the rows of H. The multiplicative updates are
