@@ -212,3 +212,18 @@ def test_missing_soundfont(tmp_path: Path, capsys, monkeypatch):
     monkeypatch.setattr(synth, "DEFAULT_SOUNDFONT", tmp_path / "FluidR3_GM.sf2")
     assert main(["data", "synth", str(tmp_path)]) == 1
     assert "apt-get install fluid-soundfont-gm" in capsys.readouterr().err
+
+
+def test_picture_alpha_says_which_pixels_of_a_box_show_the_object(tmp_path):
+    """A user's cut-out (a disc on a transparent square) drawn at a box's size: opaque in the
+    middle, transparent in the corners; the crop to its opaque part is kept, as when drawn."""
+    im = np.zeros((60, 60, 4), np.uint8)
+    yy, xx = np.mgrid[:60, :60]
+    im[(yy - 30) ** 2 + (xx - 30) ** 2 <= 20**2] = (200, 40, 40, 255)  # a disc of radius 20
+    path = tmp_path / "disc.png"
+    Image.fromarray(im, "RGBA").save(path)
+    alpha = synth.picture_alpha(str(path), 80, 40)
+    assert alpha.shape == (40, 80)
+    assert alpha[20, 40] > 0.99 and alpha[0, 0] < 0.01 and alpha[39, 79] < 0.01
+    # a disc fills pi/4 of its bounding square, whatever the box's aspect
+    assert abs(float((alpha > 0.5).mean()) - np.pi / 4) < 0.05
