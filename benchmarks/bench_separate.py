@@ -18,9 +18,10 @@ Localization (with --run and --duets; DIR made by `pixelplayer data synth OUT --
             the median of all sampled values (the classes are balanced, so the median is the
             unbiased split), says "sounding". Target: >= 90 % right. A second line counts every
             cell of an instrument's box as the instrument (the rule of earlier figures).
-  SDR gain  each instrument's sound = the cells in its (median over frames) box, their features
-            max-pooled (`separate_video(boxes=...)`), and, second line, the cell at the box's
-            centre (`points=...`); SDR of that against its stem minus the SDR of the mixture
+  SDR gain  each instrument's sound = the cells in its (median over frames) box, heard as the
+            model hears a clip (`separate_video(boxes=...)`: the cells' features max-pooled, or
+            for a `mask_pool` model the loudest cell's mask), and, second line, the cell at the
+            box's centre (`points=...`); SDR of that against its stem minus the SDR of the mixture
             against the stem (`metrics.score_batch`). Target: >= 4 dB.
 """
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import colorsys
 import ctypes
+import functools
 import json
 import time
 import zlib
@@ -424,15 +425,19 @@ def _pick_picture(
     return _emoji(code), f"emoji:U+{code:04X}"
 
 
+@functools.lru_cache(maxsize=4096)  # a picture is asked for at the same sizes frame after frame
 def picture_alpha(label: str, w: int, h: int) -> np.ndarray:
     """(h, w) float32 opacity of a meta file's picture (its "image": "emoji:U+XXXX" or a path)
-    drawn at w x h, as the clip drew it: which pixels of a box show the object."""
+    drawn at w x h, as the clip drew it: which pixels of a box show the object. Shared between
+    calls: do not modify it."""
     if label.startswith("emoji:U+"):
         picture = _emoji(int(label[len("emoji:U+") :], 16))
     else:
         picture = _user_picture(Path(label))
     _, inv_alpha = _Sprite(picture).at(max(w, 1), max(h, 1))
-    return 1.0 - inv_alpha[..., 0]
+    alpha = 1.0 - inv_alpha[..., 0]
+    alpha.setflags(write=False)
+    return alpha
 
 
 class _Sprite:
