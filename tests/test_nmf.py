@@ -13,7 +13,7 @@ from pixelplayer.cli import main
 from pixelplayer.evaluate import best_order
 from pixelplayer.metrics import best_permutation, score_batch
 from pixelplayer.mixsep import SpecConfig
-from pixelplayer.nmf import kl_divergence, kl_nmf
+from pixelplayer.nmf import PRECISIONS, kl_divergence, kl_nmf
 from tests.conftest import tone
 
 SR = 11025
@@ -105,6 +105,34 @@ def test_batched_equals_per_item(monkeypatch):
         torch.testing.assert_close(Wb @ Hb, W[b] @ H[b], rtol=1e-5, atol=1e-6)
     # the seeded start is reproducible
     torch.testing.assert_close(kl_nmf(V, 3, iters=5)[1], kl_nmf(V, 3, iters=5)[1])
+
+
+def test_bfloat16_products_reach_the_float32_divergence():
+    rng = np.random.default_rng(4)
+    V = torch.from_numpy(rng.gamma(2.0, 1.0, (3, 40, 64)).astype(np.float32))
+    d0 = kl_divergence(V, *kl_nmf(V, 5, iters=0))
+    d32 = kl_divergence(V, *kl_nmf(V, 5, iters=60))
+    W, H = kl_nmf(V, 5, iters=60, precision="bfloat16")
+    assert W.dtype == H.dtype == torch.float32  # only the products are rounded
+    d16 = kl_divergence(V, W, H)
+    assert (d16 < 0.5 * d0).all()
+    torch.testing.assert_close(d16, d32, rtol=0.01, atol=0)  # seen: 0.04 % on spectrograms
+    # supervised: fixed float32 bases come back untouched
+    Wf, _ = kl_nmf(V, 5, iters=5, W=W[0], update_w=False, precision="bfloat16")
+    assert torch.equal(Wf[1], W[0])
+    with pytest.raises(ValueError, match="precision 'float16'"):
+        kl_nmf(V, 5, precision="float16")
+
+
+def test_strided_input_gives_the_contiguous_result():
+    """An STFT's magnitudes are frames-major; the factorisation must not depend on the layout."""
+    rng = np.random.default_rng(5)
+    V = torch.from_numpy(rng.gamma(2.0, 1.0, (2, 30, 20)).astype(np.float32))
+    strided = V.transpose(1, 2).contiguous().transpose(1, 2)  # same values, other strides
+    assert not strided.is_contiguous()
+    for precision in PRECISIONS:
+        a, b = kl_nmf(V, 3, 10, precision=precision), kl_nmf(strided, 3, 10, precision=precision)
+        torch.testing.assert_close(a[0] @ a[1], b[0] @ b[1])
 
 
 def test_basis_mfcc_shape():
