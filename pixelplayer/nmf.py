@@ -106,7 +106,7 @@ class _Products:
     precision refreshed after each update of the float32 originals."""
 
     def __init__(self, W: torch.Tensor, H: torch.Tensor, work: torch.dtype):
-        self.W, self.H, self.work = W, H, work
+        self.W, self.H = W, H
         self.w, self.h = W.to(work), H.to(work)  # no copy when work is W's dtype
 
     def refresh(self) -> None:
