@@ -109,10 +109,12 @@ class _Products:
         self.W, self.H = W, H
         self.w, self.h = W.to(work), H.to(work)  # no copy when work is W's dtype
 
-    def refresh(self) -> None:
-        if self.w is not self.W:
-            self.w.copy_(self.W)
+    def refresh(self, w: bool = True) -> None:
+        """Copy H again, and W unless `w` is False (an H update leaves W as it was)."""
+        if self.h is not self.H:
             self.h.copy_(self.H)
+            if w:
+                self.w.copy_(self.W)
 
 
 def _iterate(V, W, H, iters: int, eps: float, update_w: bool, work: torch.dtype) -> None:
@@ -126,7 +128,7 @@ def _iterate(V, W, H, iters: int, eps: float, update_w: bool, work: torch.dtype)
             _update_w(V, p, WH, eps)
             p.refresh()
         _update_h(V, p, WH, w_sums, eps)
-        p.refresh()
+        p.refresh(w=False)
 
 
 def _initial(V: torch.Tensor, rank: int, W, H, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -343,13 +343,19 @@ def _render(
 
 # --- pictures ----------------------------------------------------------------------------------
 
+EMOJI_PREFIX = "emoji:U+"  # then the code point in hex: a built-in picture in a meta file
 _PICTURES: dict[str, Image.Image] = {}  # key -> RGBA picture cropped to its alpha, per process
 _EMOJI: list[Any] = []  # the emoji font, loaded once per process
 
 
+def _emoji_label(code: int) -> str:
+    """A built-in picture's name in a meta file's "image" (`picture_alpha` reads it back)."""
+    return f"{EMOJI_PREFIX}{code:04X}"
+
+
 def _emoji(code: int) -> Image.Image:
     """The Noto Color Emoji glyph as RGBA, cropped to its opaque part (rendered once)."""
-    key = f"emoji:U+{code:04X}"
+    key = _emoji_label(code)
     if key not in _PICTURES:
         if not _EMOJI:
             if not EMOJI_FONT.is_file():
@@ -422,7 +428,7 @@ def _pick_picture(
         if files:
             path = files[int(rng.integers(len(files)))]
             return _user_picture(path), str(path)
-    return _emoji(code), f"emoji:U+{code:04X}"
+    return _emoji(code), _emoji_label(code)
 
 
 @functools.lru_cache(maxsize=4096)  # a picture is asked for at the same sizes frame after frame
@@ -430,8 +436,8 @@ def picture_alpha(label: str, w: int, h: int) -> np.ndarray:
     """(h, w) float32 opacity of a meta file's picture (its "image": "emoji:U+XXXX" or a path)
     drawn at w x h, as the clip drew it: which pixels of a box show the object. Shared between
     calls: do not modify it."""
-    if label.startswith("emoji:U+"):
-        picture = _emoji(int(label[len("emoji:U+") :], 16))
+    if label.startswith(EMOJI_PREFIX):
+        picture = _emoji(int(label[len(EMOJI_PREFIX) :], 16))
     else:
         picture = _user_picture(Path(label))
     _, inv_alpha = _Sprite(picture).at(max(w, 1), max(h, 1))
@@ -755,7 +761,7 @@ def render_clip(
             pic, label, name = _user_picture(path), str(path), path.stem
         else:
             name = names.pop(int(rng.integers(len(names))))
-            pic, label = _emoji(DISTRACTORS[name]), f"emoji:U+{DISTRACTORS[name]:04X}"
+            pic, label = _emoji(DISTRACTORS[name]), _emoji_label(DISTRACTORS[name])
         dwh = _fit(pic, rng.uniform(0.14, 0.3) * size)
         boxes = _distractor_boxes(dwh, avoid, size, n_frames, fps, rng)
         avoid.append((*boxes[:, :2].min(0), *boxes[:, 2:].max(0)))  # the next one goes elsewhere
