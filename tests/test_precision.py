@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pixelplayer.mixsep import SpecConfig, logits_to_masks
+from pixelplayer.mixsep import SpecConfig, logits_to_masks, loss
 from pixelplayer.models import PixelPlayer
 from pixelplayer.precision import amp_dtype, autocast, fast_layout
 
@@ -70,3 +70,23 @@ def test_logits_to_masks_independent_softmax_and_threshold():
     torch.testing.assert_close(ratio, torch.sigmoid(logits))
     with pytest.raises(ValueError, match="combine"):
         SpecConfig(combine="max")
+
+
+def test_bce_ce_loss_adds_the_cross_entropy_of_the_softmax_over_sources():
+    torch.manual_seed(2)
+    logits = torch.randn(2, 3, 4, 5)  # (B, N, R, T)
+    masks = torch.nn.functional.one_hot(torch.randint(0, 3, (2, 4, 5)), 3).permute(0, 3, 1, 2)
+    masks = masks.float()
+    weight = torch.rand(2, 1, 4, 5).expand_as(masks)
+    both, bce_only = SpecConfig(loss="bce+ce", combine="softmax"), SpecConfig(loss="bce")
+    per_bin = torch.nn.functional.cross_entropy(logits, masks.argmax(1), reduction="none")
+    ce = (per_bin * weight[:, 0]).sum() / weight[:, 0].sum() / 3  # weight counted N times
+    bce = loss(logits, masks, weight, bce_only)
+    torch.testing.assert_close(loss(logits, masks, weight, both), ce + bce)
+    # a constant added to every source's logit changes no share: only the bce term moves
+    shifted = loss(logits + 5.0, masks, weight, both) - loss(logits + 5.0, masks, weight, bce_only)
+    torch.testing.assert_close(shifted, ce)
+    # the right source made surer lowers it
+    assert loss(logits + 3.0 * masks, masks, weight, both) < ce + bce
+    with pytest.raises(ValueError, match="loss must be one of"):
+        SpecConfig(loss="ce")
