@@ -405,8 +405,13 @@ def _train_masks(
             with autocast(dev, dtype):
                 spec, mag = mixsep.network_input(mix, cfg.spec)
                 masks, weight = mixsep.targets(audios, mag, cfg.spec)
-                logits = net(mag, frames, **model_inputs(model, batch, dev))  # (B/W, N, R, T)
-            loss = mixsep.loss(logits.float(), masks, weight, cfg.spec)
+                extra = model_inputs(model, batch, dev)
+                cells = None
+                if getattr(model, "cell_grid", 0):
+                    logits, cells = net(mag, frames, cells=True, **extra)
+                else:
+                    logits = net(mag, frames, **extra)  # (B/W, N, R, T)
+            loss = mixsep.loss(logits.float(), masks, weight, cfg.spec, cells)
             share, finite = _global_share(loss, weight)
             if finite:
                 optimizer.zero_grad(set_to_none=True)

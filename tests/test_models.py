@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pixelplayer.errors import PixelPlayerError
+from pixelplayer.mixsep import SpecConfig, loss
 from pixelplayer.models import (
     FrameNet,
     InnerProd,
@@ -20,6 +21,7 @@ from pixelplayer.models import (
     load_torchvision_weights,
     save_checkpoint,
 )
+from pixelplayer.models.pixelplayer import CELL_POOL
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -371,3 +373,39 @@ def test_mask_pool_takes_the_loudest_region():
     assert torch.allclose(regions[:, 1], each.flatten(1, 2).amax(1), atol=1e-5)
     with pytest.raises(ValueError, match="mask_pool"):
         PixelPlayer(**kw, mask_pool=-1)
+
+
+def test_cell_grid_teaches_every_cell_quiet_where_its_source_is_absent():
+    torch.manual_seed(0)
+    kw = {"k": 4, "frame": {"width": 8, "stages": 2}, "sound": {"ngf": 4, "levels": 5}}
+    net = PixelPlayer(**kw, cell_grid=2).eval()
+    mag = torch.rand(2, 1, 64, 32)
+    frames = torch.randint(0, 256, (2, 2, 3, 2, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        logits, cells = net(mag, frames, cells=True)
+        assert torch.allclose(logits, net(mag, frames), atol=1e-5)  # the clips' masks unchanged
+        coarse = torch.nn.functional.avg_pool2d(net.sound_features(mag), CELL_POOL)
+        pixels = torch.nn.functional.adaptive_max_pool2d(net.pixel_features(frames[:, 1]), 2)
+        each = net.synth.forward_pixels(pixels, coarse).flatten(1, 2)  # (B, 4, 8, 4)
+    assert cells.shape == (2, 2, 4, 64 // CELL_POOL, 32 // CELL_POOL)
+    assert torch.allclose(cells[:, 1], each, atol=1e-5)
+
+    # softplus(cell) = BCE(cell, 0), averaged over the cells, on each block's share not held
+    spec = SpecConfig(loss="bce")
+    masks = (torch.rand(2, 2, 64, 32) > 0.5).float()
+    masks[0, 0, :8, :8] = 1.0  # source 0 of item 0 holds the whole first block
+    masks[0, 0, :8, 8:16] = 0.0  # and none of the second
+    weight = torch.rand(2, 1, 64, 32).expand_as(masks)
+    cells = torch.randn(2, 2, 4, 8, 4, requires_grad=True)
+    added = loss(logits, masks, weight, spec, cells) - loss(logits, masks, weight, spec)
+    held = torch.nn.functional.avg_pool2d(masks, CELL_POOL)
+    block_weight = torch.nn.functional.avg_pool2d(weight, CELL_POOL)
+    quiet = (1 - held) * torch.nn.functional.softplus(cells).mean(2)
+    expected = CELL_POOL**2 * (quiet * block_weight).sum() / weight.sum()
+    torch.testing.assert_close(added, expected)
+    added.backward()
+    grad = cells.grad[0, 0]  # (P, 8, 4)
+    assert (grad[:, 0, 0] == 0).all()  # a block the source holds teaches its cells nothing
+    assert (grad[:, 0, 1] > 0).all()  # one it does not hold pushes every cell down
+    with pytest.raises(ValueError, match="cell_grid"):
+        PixelPlayer(**kw)(mag, frames, cells=True)

@@ -17,6 +17,8 @@ from pixelplayer.models.registry import register
 from pixelplayer.models.sound import UNet
 from pixelplayer.models.synthesizer import InnerProd
 
+CELL_POOL = 8  # the grid cells' logits are taken on sound features averaged over 8x8 bins
+
 
 @register("pixelplayer")
 class PixelPlayer(nn.Module):
@@ -31,6 +33,11 @@ class PixelPlayer(nn.Module):
     the maximum of the masks of a G x G grid of regions (each region's features max-pooled):
     every region is then taught, so a silent clip's background learns silence too, not only
     its strongest pixel (a multiple-instance rule: the clip sounds where some region does).
+    cell_grid: G > 0 lets training (`forward(..., cells=True)`) also teach every cell of a
+    G x G grid of the picture the other half of that rule (`mixsep.loss`): where its clip's
+    source is absent, every cell is quiet. It is done on sound features averaged over
+    CELL_POOL x CELL_POOL bins, about 5 % of a step, so the cells that `separate` maps are each
+    taught, not only the frame's pooled vector or its loudest region.
     """
 
     def __init__(
@@ -40,11 +47,12 @@ class PixelPlayer(nn.Module):
         k: int = 32,
         log_floor: float = 1e-10,
         mask_pool: int = 0,
+        cell_grid: int = 0,
     ):
         super().__init__()
-        if mask_pool < 0:
-            raise ValueError(f"mask_pool must be >= 0, got {mask_pool}")
-        self.log_floor, self.mask_pool = log_floor, mask_pool
+        if mask_pool < 0 or cell_grid < 0:
+            raise ValueError(f"mask_pool, cell_grid must be >= 0: {mask_pool}, {cell_grid}")
+        self.log_floor, self.mask_pool, self.cell_grid = log_floor, mask_pool, cell_grid
         frame, sound = dict(frame or {}), dict(sound or {})
         for part, cfg in (("frame", frame), ("sound", sound)):
             if cfg.setdefault("k", k) != k:
@@ -72,27 +80,49 @@ class PixelPlayer(nn.Module):
         x = x.amax(dim=2) if self.frame_net.pool == "max" else x.mean(dim=2)
         return torch.sigmoid(x)
 
-    def forward(self, mix_mag: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, mix_mag: torch.Tensor, frames: torch.Tensor, cells: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Mask logits for N sources: mix_mag (B, 1, F, T), frames (B, N, 3, T_f, H, W).
 
         Returns (B, N, F, T); sigmoid gives binary-mask probabilities or ratio masks.
+        cells=True (training a model with `cell_grid`) also returns the logits of every
+        cell of its G x G grid on the sound features averaged over p x p = CELL_POOL^2 bins,
+        (B, N, G*G, F/p, T/p), for `mixsep.loss`.
         """
         if frames.dim() != 6 or frames.shape[0] != mix_mag.shape[0]:
             raise ValueError(
                 f"frames must be (B={mix_mag.shape[0]}, N, 3, T, H, W), got {tuple(frames.shape)}"
             )
+        if cells and not self.cell_grid:
+            raise ValueError("cells=True needs a model built with cell_grid > 0")
         sound = self.sound_features(mix_mag)  # (B, K, F, T)
+        coarse = F.avg_pool2d(sound, CELL_POOL) if cells else None
         # one frame-net call per source, as the reference does (BatchNorm statistics per source)
-        logits = [self._clip_logits(frames[:, n], sound) for n in range(frames.shape[1])]
-        return torch.cat(logits, dim=1)  # (B, N, F, T)
+        out = [self._clip_logits(frames[:, n], sound, coarse) for n in range(frames.shape[1])]
+        logits = torch.cat([clip for clip, _ in out], dim=1)  # (B, N, F, T)
+        if not cells:
+            return logits
+        return logits, torch.stack([grid for _, grid in out], dim=1)
 
-    def _clip_logits(self, frames: torch.Tensor, sound: torch.Tensor) -> torch.Tensor:
-        """One video per item (B, 3, T_f, H, W) -> its mask logits (B, 1, F, T)."""
-        if not self.mask_pool:
-            return self.synth(self.frame_features(frames), sound)
-        regions = F.adaptive_max_pool2d(self.pixel_features(frames), self.mask_pool)
-        logits = self.synth.forward_pixels(regions, sound)  # (B, G, G, F, T)
-        return logits.flatten(1, 2).amax(dim=1, keepdim=True)  # sigmoid is monotonic
+    def _clip_logits(
+        self, frames: torch.Tensor, sound: torch.Tensor, coarse: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One video per item (B, 3, T_f, H, W) -> its mask logits (B, 1, F, T) and, given
+        coarse sound features (B, K, f, t), its grid cells' logits (B, G*G, f, t)."""
+        if not self.mask_pool and coarse is None:
+            return self.synth(self.frame_features(frames), sound), None
+        pixels = self.pixel_features(frames)  # (B, K, h, w)
+        if self.mask_pool:
+            regions = F.adaptive_max_pool2d(pixels, self.mask_pool)
+            logits = self.synth.forward_pixels(regions, sound)  # (B, G, G, F, T)
+            logits = logits.flatten(1, 2).amax(dim=1, keepdim=True)  # sigmoid is monotonic
+        else:
+            logits = self.synth(pixels.amax(dim=(2, 3)), sound)  # = frame_features' vector
+        if coarse is None:
+            return logits, None
+        grid = F.adaptive_max_pool2d(pixels, self.cell_grid)
+        return logits, self.synth.forward_pixels(grid, coarse).flatten(1, 2)
 
     def pixel_logits(
         self,
