@@ -409,3 +409,5 @@ def test_cell_grid_teaches_every_cell_quiet_where_its_source_is_absent():
     assert (grad[:, 0, 1] > 0).all()  # one it does not hold pushes every cell down
     with pytest.raises(ValueError, match="cell_grid"):
         PixelPlayer(**kw)(mag, frames, cells=True)
+    with pytest.raises(ValueError, match="divisible"):
+        net(torch.rand(2, 1, 64, 36), frames, cells=True)

@@ -96,6 +96,11 @@ class PixelPlayer(nn.Module):
             )
         if cells and not self.cell_grid:
             raise ValueError("cells=True needs a model built with cell_grid > 0")
+        if cells and (mix_mag.shape[-2] % CELL_POOL or mix_mag.shape[-1] % CELL_POOL):
+            raise ValueError(
+                f"cells=True needs a spectrogram divisible by {CELL_POOL}, got "
+                f"{tuple(mix_mag.shape[-2:])}"
+            )
         sound = self.sound_features(mix_mag)  # (B, K, F, T)
         coarse = F.avg_pool2d(sound, CELL_POOL) if cells else None
         # one frame-net call per source, as the reference does (BatchNorm statistics per source)
