@@ -380,6 +380,7 @@ def _train_masks(
             config=cfg.to_dict(),
         )
 
+    with_cells = bool(getattr(model, "cell_grid", 0))  # the cells' loss (mixsep.loss)
     while state["epoch"] < t.epochs and state["seconds"] < budget:
         epoch = state["epoch"]
         for g, lr in zip(optimizer.param_groups, base_lrs, strict=True):
@@ -407,7 +408,7 @@ def _train_masks(
                 masks, weight = mixsep.targets(audios, mag, cfg.spec)
                 extra = model_inputs(model, batch, dev)
                 cells = None
-                if getattr(model, "cell_grid", 0):
+                if with_cells:
                     logits, cells = net(mag, frames, cells=True, **extra)
                 else:
                     logits = net(mag, frames, **extra)  # (B/W, N, R, T)

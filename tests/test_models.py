@@ -389,6 +389,10 @@ def test_cell_grid_teaches_every_cell_quiet_where_its_source_is_absent():
         each = net.synth.forward_pixels(pixels, coarse).flatten(1, 2)  # (B, 4, 8, 4)
     assert cells.shape == (2, 2, 4, 64 // CELL_POOL, 32 // CELL_POOL)
     assert torch.allclose(cells[:, 1], each, atol=1e-5)
+    # the clip's vector is pooled as frame_features pools it, also when that is a mean
+    avg = PixelPlayer(**{**kw, "frame": {**kw["frame"], "pool": "avg"}}, cell_grid=2).eval()
+    with torch.no_grad():
+        assert torch.allclose(avg(mag, frames, cells=True)[0], avg(mag, frames), atol=1e-5)
 
     # softplus(cell) = BCE(cell, 0), averaged over the cells, on each block's share not held
     spec = SpecConfig(loss="bce")

@@ -76,8 +76,11 @@ class PixelPlayer(nn.Module):
         Pooled over time the same way as the clip vector (max or mean), then sigmoid, so the
         clip vector is exactly the spatial max of these (sigmoid is monotonic).
         """
-        x = self.frame_net.forward_pixels(frames)  # (B, K, T_f, h, w)
-        x = x.amax(dim=2) if self.frame_net.pool == "max" else x.mean(dim=2)
+        return self._over_time(self.frame_net.forward_pixels(frames))
+
+    def _over_time(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw per-pixel features (B, K, T_f, h, w) -> pooled over time, activated (B, K, h, w)."""
+        x = raw.amax(dim=2) if self.frame_net.pool == "max" else raw.mean(dim=2)
         return torch.sigmoid(x)
 
     def forward(
@@ -117,13 +120,14 @@ class PixelPlayer(nn.Module):
         coarse sound features (B, K, f, t), its grid cells' logits (B, G*G, f, t)."""
         if not self.mask_pool and coarse is None:
             return self.synth(self.frame_features(frames), sound), None
-        pixels = self.pixel_features(frames)  # (B, K, h, w)
+        raw = self.frame_net.forward_pixels(frames)  # (B, K, T_f, h, w), computed once
+        pixels = self._over_time(raw)  # (B, K, h, w)
         if self.mask_pool:
             regions = F.adaptive_max_pool2d(pixels, self.mask_pool)
             logits = self.synth.forward_pixels(regions, sound)  # (B, G, G, F, T)
             logits = logits.flatten(1, 2).amax(dim=1, keepdim=True)  # sigmoid is monotonic
         else:
-            logits = self.synth(pixels.amax(dim=(2, 3)), sound)  # = frame_features' vector
+            logits = self.synth(self.frame_net.pool_features(raw), sound)  # frame_features
         if coarse is None:
             return logits, None
         grid = F.adaptive_max_pool2d(pixels, self.cell_grid)
