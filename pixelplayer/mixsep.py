@@ -33,6 +33,9 @@ class SpecConfig:
     # (the paper); "softmax" = the sources share out every bin (+0.8 dB SDR measured on a
     # CPU-preset model, whose independent masks overlap and leave gaps). Training is the same.
     combine: str = "independent"
+    # weight of the `cell_grid` term (each cell's silence where its source is absent) against
+    # the clip masks' loss; 1 = the term averaged over the cells counts as one clip's mask
+    cell_weight: float = 1.0
 
     def __post_init__(self):
         if self.mask not in ("binary", "ratio"):
@@ -41,6 +44,8 @@ class SpecConfig:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.combine not in ("independent", "softmax"):
             raise ValueError(f"combine must be 'independent' or 'softmax', not {self.combine!r}")
+        if self.cell_weight < 0:
+            raise ValueError(f"cell_weight must be >= 0, not {self.cell_weight}")
 
     @property
     def bins(self) -> int:
@@ -108,7 +113,7 @@ def loss(
         held = F.avg_pool2d(masks.flatten(0, 1), pool).view(cells[:, :, 0].shape)
         block_weight = F.avg_pool2d(weight.flatten(0, 1), pool).view(held.shape)
         quiet = (1 - held) * F.softplus(cells.float()).mean(dim=2)  # (B, N, R/p, T/p)
-        total = total + pool * pool * (quiet * block_weight).sum()  # p^2 bins each
+        total = total + cfg.cell_weight * pool * pool * (quiet * block_weight).sum()  # p^2 bins
     return total / weight.sum()
 
 

@@ -374,6 +374,36 @@ def test_mask_pool_takes_the_loudest_region():
     with pytest.raises(ValueError, match="mask_pool"):
         PixelPlayer(**kw, mask_pool=-1)
 
+    # pool_blocks: each 8x8 block of bins takes the whole mask of the region whose mean logit
+    # is highest there, and the gradient reaches only that region
+    net.mask_pool, net.pool_blocks = 3, True
+    vis = torch.nn.functional.adaptive_max_pool2d(net.pixel_features(frames[:, 0]), 3)
+    vis = vis.detach().requires_grad_()
+    sound = net.sound_features(mag).detach()
+    got = net._loudest_per_block(vis, sound)  # (B, 1, F, T)
+    full = net.synth.forward_pixels(vis, sound).flatten(1, 2)  # (B, 9, F, T)
+    pick = torch.nn.functional.avg_pool2d(full, CELL_POOL).argmax(1)  # (B, F/8, T/8)
+    up = pick.repeat_interleave(CELL_POOL, 1).repeat_interleave(CELL_POOL, 2)
+    torch.testing.assert_close(got[:, 0], full.gather(1, up[:, None])[:, 0])
+    got[0, 0, :CELL_POOL, :CELL_POOL].sum().backward()
+    grad = vis.grad[0].flatten(1).abs().sum(0)  # (9,) per region
+    assert grad[pick[0, 0, 0]] > 0 and (grad > 0).sum() == 1
+    # pool_top=k: the mean of the k loudest regions' logits, each of them taught
+    net.pool_top = 2
+    vis.grad = None
+    got = net._loudest_per_block(vis, sound)
+    two = torch.nn.functional.avg_pool2d(full, CELL_POOL).topk(2, dim=1).indices  # (B, 2, f, t)
+    up = two.repeat_interleave(CELL_POOL, 2).repeat_interleave(CELL_POOL, 3)
+    torch.testing.assert_close(got[:, 0], full.gather(1, up).mean(1))
+    got[0, 0, :CELL_POOL, :CELL_POOL].sum().backward()
+    assert (vis.grad[0].flatten(1).abs().sum(0) > 0).sum() == 2
+    with torch.no_grad():
+        assert net(mag, frames).shape == pooled.shape
+    with pytest.raises(ValueError, match="pool_top"):
+        PixelPlayer(**kw, pool_top=0)
+    with pytest.raises(ValueError, match="divisible"):
+        net(torch.rand(2, 1, 64, 36), frames)
+
 
 def test_cell_grid_teaches_every_cell_quiet_where_its_source_is_absent():
     torch.manual_seed(0)
@@ -407,6 +437,11 @@ def test_cell_grid_teaches_every_cell_quiet_where_its_source_is_absent():
     quiet = (1 - held) * torch.nn.functional.softplus(cells).mean(2)
     expected = CELL_POOL**2 * (quiet * block_weight).sum() / weight.sum()
     torch.testing.assert_close(added, expected)
+    heavier = SpecConfig(loss="bce", cell_weight=3.0)
+    stronger = loss(logits, masks, weight, heavier, cells) - loss(logits, masks, weight, heavier)
+    torch.testing.assert_close(stronger, 3.0 * expected)  # spec.cell_weight scales the term
+    with pytest.raises(ValueError, match="cell_weight"):
+        SpecConfig(cell_weight=-1.0)
     added.backward()
     grad = cells.grad[0, 0]  # (P, 8, 4)
     assert (grad[:, 0, 0] == 0).all()  # a block the source holds teaches its cells nothing

@@ -33,6 +33,13 @@ class PixelPlayer(nn.Module):
     the maximum of the masks of a G x G grid of regions (each region's features max-pooled):
     every region is then taught, so a silent clip's background learns silence too, not only
     its strongest pixel (a multiple-instance rule: the clip sounds where some region does).
+    pool_blocks: with mask_pool, each block of CELL_POOL x CELL_POOL bins takes the mask of
+    the region loudest there (by its logit on the block's averaged sound features) instead of
+    each bin the loudest of G x G full masks: the cost of one mask, so G can be the feature
+    grid itself and every cell `separate` maps is a region training taught.
+    pool_top: with pool_blocks, a block takes the mean of the logits of its `pool_top` loudest
+    regions (the logit of their mean vector): the clip sounds where k of its cells do, so a
+    whole object is taught, where the loudest cell alone lit one cell of its edge.
     cell_grid: G > 0 lets training (`forward(..., cells=True)`) also teach every cell of a
     G x G grid of the picture the other half of that rule (`mixsep.loss`): where its clip's
     source is absent, every cell is quiet. It is done on sound features averaged over
@@ -48,11 +55,16 @@ class PixelPlayer(nn.Module):
         log_floor: float = 1e-10,
         mask_pool: int = 0,
         cell_grid: int = 0,
+        pool_blocks: bool = False,
+        pool_top: int = 1,
     ):
         super().__init__()
         if mask_pool < 0 or cell_grid < 0:
             raise ValueError(f"mask_pool, cell_grid must be >= 0: {mask_pool}, {cell_grid}")
         self.log_floor, self.mask_pool, self.cell_grid = log_floor, mask_pool, cell_grid
+        self.pool_blocks, self.pool_top = bool(pool_blocks), pool_top
+        if pool_top < 1:
+            raise ValueError(f"pool_top must be >= 1: {pool_top}")
         frame, sound = dict(frame or {}), dict(sound or {})
         for part, cfg in (("frame", frame), ("sound", sound)):
             if cfg.setdefault("k", k) != k:
@@ -99,9 +111,10 @@ class PixelPlayer(nn.Module):
             )
         if cells and not self.cell_grid:
             raise ValueError("cells=True needs a model built with cell_grid > 0")
-        if cells and (mix_mag.shape[-2] % CELL_POOL or mix_mag.shape[-1] % CELL_POOL):
+        blocks = cells or (self.mask_pool and self.pool_blocks)
+        if blocks and (mix_mag.shape[-2] % CELL_POOL or mix_mag.shape[-1] % CELL_POOL):
             raise ValueError(
-                f"cells=True needs a spectrogram divisible by {CELL_POOL}, got "
+                f"cells and pool_blocks need a spectrogram divisible by {CELL_POOL}, got "
                 f"{tuple(mix_mag.shape[-2:])}"
             )
         sound = self.sound_features(mix_mag)  # (B, K, F, T)
@@ -124,14 +137,39 @@ class PixelPlayer(nn.Module):
         pixels = self._over_time(raw)  # (B, K, h, w)
         if self.mask_pool:
             regions = F.adaptive_max_pool2d(pixels, self.mask_pool)
-            logits = self.synth.forward_pixels(regions, sound)  # (B, G, G, F, T)
-            logits = logits.flatten(1, 2).amax(dim=1, keepdim=True)  # sigmoid is monotonic
+            if self.pool_blocks:
+                logits = self._loudest_per_block(regions, sound)
+            else:
+                logits = self.synth.forward_pixels(regions, sound)  # (B, G, G, F, T)
+                logits = logits.flatten(1, 2).amax(dim=1, keepdim=True)  # sigmoid is monotonic
         else:
             logits = self.synth(self.frame_net.pool_features(raw), sound)  # frame_features
         if coarse is None:
             return logits, None
         grid = F.adaptive_max_pool2d(pixels, self.cell_grid)
         return logits, self.synth.forward_pixels(grid, coarse).flatten(1, 2)
+
+    def _loudest_per_block(self, regions: torch.Tensor, sound: torch.Tensor) -> torch.Tensor:
+        """Regions' vectors (B, K, G, G), sound (B, K, F, T) -> (B, 1, F, T): in each block of
+        CELL_POOL x CELL_POOL bins, the mean logits of the `pool_top` regions whose mean logit
+        there is highest (the synthesizer is linear in the sound, so that mean is its logit on
+        the block's mean sound, and a mean of logits is the logit of the mean vector)."""
+        b, k, f, t = sound.shape
+        with torch.no_grad():
+            coarse = F.avg_pool2d(sound, CELL_POOL)  # (B, K, f, t)
+            coarse_logits = self.synth.forward_pixels(regions, coarse).flatten(1, 2)
+            top = min(self.pool_top, coarse_logits.shape[1])
+            pick = coarse_logits.topk(top, dim=1).indices  # (B, top, f, t)
+        p, fb, tb = CELL_POOL, f // CELL_POOL, t // CELL_POOL
+        vectors = regions.flatten(2) * self.synth.scale.view(1, k, 1)  # (B, K, G*G)
+        index = pick.flatten(1).unsqueeze(1).expand(-1, k, -1)  # (B, K, top*f*t)
+        chosen = vectors.gather(2, index).view(b, k, top, fb * tb).mean(dim=2)
+        chosen = chosen.transpose(1, 2).reshape(b * fb * tb, 1, k)
+        # one (1 x K) @ (K x p*p) product per block: 2x faster than broadcasting in bfloat16
+        blocks = sound.view(b, k, fb, p, tb, p).permute(0, 2, 4, 1, 3, 5)
+        z = torch.bmm(chosen.to(sound.dtype), blocks.reshape(b * fb * tb, k, p * p))
+        z = z.view(b, fb, tb, p, p).permute(0, 1, 3, 2, 4).reshape(b, 1, f, t)
+        return z + self.synth.bias
 
     def pixel_logits(
         self,
