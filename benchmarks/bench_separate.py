@@ -312,7 +312,10 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
             for k in ("sdr", "sdr_mix", "nsdr")
         )
         ok = np.isfinite(gain)
-        mean = float(np.mean(gain[ok])) if ok.any() else float("nan")
+        if not ok.any():  # every estimate silent: score_batch leaves them unscored
+            print(f"separation by {how}: none of {len(gain)} estimates could be scored (silent)")
+            continue
+        mean = float(np.mean(gain[ok]))
         print(
             f"separation by {how}: SDR {np.mean(sdr[ok]):.2f} dB, mixture {np.mean(mix[ok]):.2f} "
             f"dB, gain {mean:.2f} dB over {ok.sum()} instruments -> target >= 4 dB: "
