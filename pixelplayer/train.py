@@ -274,7 +274,10 @@ def train(
         return loop(cfg, data, out, device, progress)
     dev = distributed.init_from_env(device)
     try:
-        return _train_masks(cfg, data, out, dev, progress)
+        summary = _train_masks(cfg, data, out, dev, progress)
+        if distributed.active():  # every rank done before any tears down gloo (else it aborts)
+            torch.distributed.barrier()
+        return summary
     finally:
         distributed.cleanup()
 
