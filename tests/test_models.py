@@ -380,7 +380,8 @@ def test_mask_pool_takes_the_loudest_region():
     vis = torch.nn.functional.adaptive_max_pool2d(net.pixel_features(frames[:, 0]), 3)
     vis = vis.detach().requires_grad_()
     sound = net.sound_features(mag).detach()
-    got = net._loudest_per_block(vis, sound)  # (B, 1, F, T)
+    coarse = torch.nn.functional.avg_pool2d(sound, CELL_POOL)
+    got = net._loudest_per_block(vis, sound, coarse)  # (B, 1, F, T)
     full = net.synth.forward_pixels(vis, sound).flatten(1, 2)  # (B, 9, F, T)
     pick = torch.nn.functional.avg_pool2d(full, CELL_POOL).argmax(1)  # (B, F/8, T/8)
     up = pick.repeat_interleave(CELL_POOL, 1).repeat_interleave(CELL_POOL, 2)
@@ -391,7 +392,7 @@ def test_mask_pool_takes_the_loudest_region():
     # pool_top=k: the mean of the k loudest regions' logits, each of them taught
     net.pool_top = 2
     vis.grad = None
-    got = net._loudest_per_block(vis, sound)
+    got = net._loudest_per_block(vis, sound, coarse)
     two = torch.nn.functional.avg_pool2d(full, CELL_POOL).topk(2, dim=1).indices  # (B, 2, f, t)
     up = two.repeat_interleave(CELL_POOL, 2).repeat_interleave(CELL_POOL, 3)
     torch.testing.assert_close(got[:, 0], full.gather(1, up).mean(1))
@@ -401,6 +402,10 @@ def test_mask_pool_takes_the_loudest_region():
         assert net(mag, frames).shape == pooled.shape
     with pytest.raises(ValueError, match="pool_top"):
         PixelPlayer(**kw, pool_top=0)
+    with pytest.raises(ValueError, match="pool_blocks needs mask_pool"):
+        PixelPlayer(**kw, pool_blocks=True)  # would be ignored
+    with pytest.raises(ValueError, match="pool_top > 1 needs pool_blocks"):
+        PixelPlayer(**kw, mask_pool=3, pool_top=4)
     with pytest.raises(ValueError, match="divisible"):
         net(torch.rand(2, 1, 64, 36), frames)
 

@@ -65,6 +65,8 @@ class PixelPlayer(nn.Module):
         self.pool_blocks, self.pool_top = bool(pool_blocks), pool_top
         if pool_top < 1:
             raise ValueError(f"pool_top must be >= 1: {pool_top}")
+        if (pool_blocks and not mask_pool) or (pool_top > 1 and not pool_blocks):
+            raise ValueError("pool_blocks needs mask_pool, and pool_top > 1 needs pool_blocks")
         frame, sound = dict(frame or {}), dict(sound or {})
         for part, cfg in (("frame", frame), ("sound", sound)):
             if cfg.setdefault("k", k) != k:
@@ -118,45 +120,54 @@ class PixelPlayer(nn.Module):
                 f"{tuple(mix_mag.shape[-2:])}"
             )
         sound = self.sound_features(mix_mag)  # (B, K, F, T)
-        coarse = F.avg_pool2d(sound, CELL_POOL) if cells else None
+        coarse = F.avg_pool2d(sound, CELL_POOL) if blocks else None  # once for every clip
         # one frame-net call per source, as the reference does (BatchNorm statistics per source)
-        out = [self._clip_logits(frames[:, n], sound, coarse) for n in range(frames.shape[1])]
+        out = [
+            self._clip_logits(frames[:, n], sound, coarse, cells) for n in range(frames.shape[1])
+        ]
         logits = torch.cat([clip for clip, _ in out], dim=1)  # (B, N, F, T)
         if not cells:
             return logits
         return logits, torch.stack([grid for _, grid in out], dim=1)
 
     def _clip_logits(
-        self, frames: torch.Tensor, sound: torch.Tensor, coarse: torch.Tensor | None = None
+        self,
+        frames: torch.Tensor,
+        sound: torch.Tensor,
+        coarse: torch.Tensor | None = None,
+        cells: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One video per item (B, 3, T_f, H, W) -> its mask logits (B, 1, F, T) and, given
-        coarse sound features (B, K, f, t), its grid cells' logits (B, G*G, f, t)."""
-        if not self.mask_pool and coarse is None:
+        """One video per item (B, 3, T_f, H, W) -> its mask logits (B, 1, F, T) and, with
+        `cells`, its grid cells' logits (B, G*G, f, t) on the coarse sound features (B, K, f, t)
+        (also what pool_blocks ranks its regions by)."""
+        if not self.mask_pool and not cells:
             return self.synth(self.frame_features(frames), sound), None
         raw = self.frame_net.forward_pixels(frames)  # (B, K, T_f, h, w), computed once
         pixels = self._over_time(raw)  # (B, K, h, w)
         if self.mask_pool:
             regions = F.adaptive_max_pool2d(pixels, self.mask_pool)
             if self.pool_blocks:
-                logits = self._loudest_per_block(regions, sound)
+                logits = self._loudest_per_block(regions, sound, coarse)
             else:
                 logits = self.synth.forward_pixels(regions, sound)  # (B, G, G, F, T)
                 logits = logits.flatten(1, 2).amax(dim=1, keepdim=True)  # sigmoid is monotonic
         else:
             logits = self.synth(self.frame_net.pool_features(raw), sound)  # frame_features
-        if coarse is None:
+        if not cells:
             return logits, None
         grid = F.adaptive_max_pool2d(pixels, self.cell_grid)
         return logits, self.synth.forward_pixels(grid, coarse).flatten(1, 2)
 
-    def _loudest_per_block(self, regions: torch.Tensor, sound: torch.Tensor) -> torch.Tensor:
-        """Regions' vectors (B, K, G, G), sound (B, K, F, T) -> (B, 1, F, T): in each block of
+    def _loudest_per_block(
+        self, regions: torch.Tensor, sound: torch.Tensor, coarse: torch.Tensor
+    ) -> torch.Tensor:
+        """Regions' vectors (B, K, G, G), sound (B, K, F, T) and its means over blocks
+        (B, K, F/CELL_POOL, T/CELL_POOL) -> (B, 1, F, T): in each block of
         CELL_POOL x CELL_POOL bins, the mean logits of the `pool_top` regions whose mean logit
         there is highest (the synthesizer is linear in the sound, so that mean is its logit on
         the block's mean sound, and a mean of logits is the logit of the mean vector)."""
         b, k, f, t = sound.shape
         with torch.no_grad():
-            coarse = F.avg_pool2d(sound, CELL_POOL)  # (B, K, f, t)
             coarse_logits = self.synth.forward_pixels(regions, coarse).flatten(1, 2)
             top = min(self.pool_top, coarse_logits.shape[1])
             pick = coarse_logits.topk(top, dim=1).indices  # (B, top, f, t)
