@@ -275,8 +275,7 @@ def train(
     dev = distributed.init_from_env(device)
     try:
         summary = _train_masks(cfg, data, out, dev, progress)
-        if distributed.active():  # every rank done before any tears down gloo (else it aborts)
-            torch.distributed.barrier()
+        distributed.barrier()  # every rank done before any tears down gloo (else it aborts)
         return summary
     finally:
         distributed.cleanup()
