@@ -145,7 +145,7 @@ def on_instruments(
         if which is not None and i not in which:
             continue
         x0, y0, x1, y1 = s["boxes"][k]
-        alpha = picture_alpha(s["image"], x1 - x0, y1 - y0)  # (h, w)
+        alpha = picture_alpha(s["image"], x1 - x0, y1 - y0, s.get("pose"))  # (h, w)
         inside = _inside(points, np.array([[x0, y0, x1, y1]], float))
         px = np.clip((points[inside, 0] - x0).astype(int), 0, alpha.shape[1] - 1)
         py = np.clip((points[inside, 1] - y0).astype(int), 0, alpha.shape[0] - 1)

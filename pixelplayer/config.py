@@ -51,6 +51,9 @@ class Config:
     sample: SampleConfig = field(default_factory=SampleConfig)
     spec: SpecConfig = field(default_factory=SpecConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
+    # fine-tuning: a run folder (its best.pt, else last.pt) or checkpoint whose weights start a
+    # new run, tensor by tensor where names and shapes match (see train.init_weights)
+    init: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -5,6 +5,7 @@ The run folder holds everything needed to reproduce and continue a run:
   last.pt, best.pt   checkpoints (atomic writes); best is chosen by validation SDR
   history.csv        one row per epoch: loss, validation SDR/SIR/SAR, lr, time
   val_mixtures.json  the fixed validation mixtures
+  init.json          with --init: which tensors came from the other run, and which did not
   tb/                TensorBoard logs (when tensorboard is installed)
 A second call with the same folder resumes from last.pt. An existing run is never deleted.
 """
@@ -15,6 +16,7 @@ import argparse
 import csv
 import hashlib
 import importlib
+import json
 import math
 import os
 import time
@@ -33,6 +35,7 @@ from pixelplayer.data.index import read_index, resolve_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.metrics import bss_eval
 from pixelplayer.models.registry import (
+    _summary,
     build,
     get_class,
     load_checkpoint,
@@ -108,6 +111,76 @@ def build_model(cfg: Config) -> tuple[torch.nn.Module, dict]:
     # the weights now live in the state dict; a checkpoint must not need the file again
     kwargs.get("frame", {}).pop("pretrained", None)
     return model, getattr(model, "checkpoint_kwargs", kwargs)
+
+
+def init_weights(model: torch.nn.Module, source: str | Path, model_name: str) -> dict:
+    """Start `model` from another run's weights, to fine-tune it: copy each tensor of the
+    checkpoint (RUN's best.pt, else last.pt, or a checkpoint file) that matches by name and
+    shape. -> the report: what was loaded, and the names that were not.
+
+    Frozen parts (AMnet's stages) keep the weights of the runs the config names for them.
+    """
+    path = Path(source)
+    if path.is_dir():
+        found = [path / n for n in ("best.pt", "last.pt") if (path / n).is_file()]
+        if not found:
+            raise PixelPlayerError(
+                f"cannot init from {source}: the run has no checkpoint (best.pt or last.pt)"
+            )
+        path = found[0]
+    elif not path.exists():
+        raise PixelPlayerError(f"cannot init from {source}: no such run folder or checkpoint")
+    ckpt = load_checkpoint(path)
+    sd, own = ckpt["state_dict"], model.state_dict()
+    frozen = tuple(
+        f"{name}."
+        for name, m in model.named_modules()
+        if name and (ps := list(m.parameters())) and not any(p.requires_grad for p in ps)
+    )
+    kept = [k for k in own if k.startswith(frozen)]
+    free = [k for k in own if not k.startswith(frozen)]
+    loaded = [k for k in free if k in sd and sd[k].shape == own[k].shape]
+    if not loaded:  # surely the wrong run
+        raise PixelPlayerError(
+            f"cannot init from {path}: none of its {len(sd)} tensors fits this run's model by "
+            f"name and shape (it holds a {ckpt['model']!r} model, this run trains {model_name!r})"
+        )
+    model.load_state_dict({k: sd[k] for k in loaded}, strict=False)
+    return {
+        "source": str(source),
+        "checkpoint": str(path.resolve()),
+        "source_model": ckpt["model"],
+        # the source run may train on: its step and weights say which ones were used
+        "source_step": ckpt.get("train_state", {}).get("step"),
+        "source_weights": weights_digest(sd),
+        "loaded": len(loaded),
+        "tensors": len(own),
+        "missing_in_source": [k for k in free if k not in sd],
+        "other_shape": {
+            k: {"model": list(own[k].shape), "source": list(sd[k].shape)}
+            for k in free
+            if k in sd and sd[k].shape != own[k].shape
+        },
+        "not_in_model": [k for k in sd if k not in own],
+        "frozen_kept": kept,
+    }
+
+
+def init_summary(report: dict) -> str:
+    """A few lines for the console: the counts, then the names that did not load (capped)."""
+    lines = [
+        f"init from {report['checkpoint']} ({report['source_model']}): {report['loaded']} of "
+        f"{report['tensors']} tensors loaded"
+        + (f", {len(report['frozen_kept'])} frozen kept" if report["frozen_kept"] else "")
+    ]
+    for label, key in (
+        ("missing in the source", "missing_in_source"),
+        ("other shape", "other_shape"),
+        ("not in the model", "not_in_model"),
+    ):
+        if report[key]:
+            lines.append("  " + _summary(label, list(report[key])))
+    return "\n".join(lines)
 
 
 def _check_spectrogram_size(cfg: Config, levels: int) -> None:
@@ -268,6 +341,11 @@ def train(
     model = cfg.model if cfg is not None else load_config(stored).model if stored.is_file() else ""
     if model in OWN_LOOPS:  # models that learn something other than masks: their own loop
         module, title = OWN_LOOPS[model]
+        if cfg is not None and cfg.init:
+            raise PixelPlayerError(
+                f"{title} trains in its own loop, from scratch: init (--init) is for the mask "
+                "models (pixelplayer, amnet)"
+            )
         if distributed.env_world()[1] > 1:
             raise PixelPlayerError(f"{title} trains in one process; run it without torchrun")
         loop = getattr(importlib.import_module(module), f"train_{model}")
@@ -287,12 +365,15 @@ def _train_masks(
     rank, world = distributed.rank(), distributed.world_size()
     main = rank == 0
     val_clips = read_index(resolve_index(data, "val"))
-    fresh = None
+    fresh, init = None, None
     if cfg is not None and not (out / "config.yaml").is_file():
-        # built before the run folder is written: a config that cannot build its model must not
-        # leave a run behind (seeded as below, so the weights are the same)
+        # built before the run folder is written: a config that cannot build its model (or an
+        # init run that does not fit it) must not leave a run behind (seeded as below, so the
+        # weights are the same)
         torch.manual_seed(cfg.train.seed)
         fresh = build_model(cfg)
+        if cfg.init:
+            init = init_weights(fresh[0], cfg.init, cfg.model)
     with distributed.main_first():  # rank 0 writes config.yaml and val_mixtures.json
         cfg, resuming = prepare_run(cfg, out)
         val_mix = fixed_mixtures(
@@ -331,6 +412,11 @@ def _train_masks(
         torch.manual_seed(t.seed)
         fresh = build_model(cfg)
     model, kwargs = fresh
+    if cfg.init and not resuming and init is None:  # a resumed run has its own weights
+        init = init_weights(model, cfg.init, cfg.model)
+    if init is not None and main:
+        print(init_summary(init) + f"\nfull report: {out / 'init.json'}")
+        (out / "init.json").write_text(json.dumps(init, indent=1))
     if world > 1 and dev.type == "cuda":
         # BatchNorm statistics over the global batch; SyncBatchNorm has no CPU (gloo) kernel,
         # so on CPU each replica normalises by its local batch (see distributed.average_buffers)
@@ -579,6 +665,12 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--frame-weights", help="ImageNet ResNet-18 state dict (torchvision keys)")
+    p.add_argument(
+        "--init",
+        metavar="RUN",
+        help="fine-tune: a new run starts from RUN's weights (its best.pt, else last.pt, or a "
+        "checkpoint file), copying the tensors that match by name and shape (report: init.json)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -598,6 +690,8 @@ def run(args: argparse.Namespace) -> int:
         args.config = str(CONFIG_DIR / MODEL_PRESETS[args.model])
     if args.frame_weights:
         overrides.append(f"frame_weights={args.frame_weights}")
+    if args.init:  # quoted: the override's value is YAML, and a path must stay a string
+        overrides.append(f"init={json.dumps(args.init)}")
     cfg = None
     if args.config or overrides:
         if not args.config and (Path(args.out) / "config.yaml").is_file():

@@ -30,7 +30,8 @@ from PIL import Image
 
 from pixelplayer.audio import SILENCE_RMS, load_audio, rms
 from pixelplayer.cli import main
-from pixelplayer.data.synth import DEFAULT_SOUNDFONT, _user_picture
+from pixelplayer.data.pictures import picture as _user_picture
+from pixelplayer.data.synth import DEFAULT_SOUNDFONT
 from pixelplayer.errors import MediaError
 from pixelplayer.separate import Separator
 from pixelplayer.video import iter_frames, probe
@@ -495,7 +496,7 @@ def test_synth_images(name, tmp_path, capsys):
     frames = np.stack(list(iter_frames(video, 8)))
     assert frames.shape[1:] == (32, 32, 3)
     if name == "grey16.png":  # 16-bit grey is scaled to 8 bits, not saturated to white
-        sprite = np.asarray(_user_picture(picture), np.float64)[..., :3]
+        sprite = np.asarray(_user_picture(str(picture)), np.float64)[..., :3]
         assert 80 < sprite.mean() < 180  # the ramp 0..64484 of 65535 averages 125
 
 

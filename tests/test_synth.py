@@ -12,7 +12,7 @@ from PIL import Image
 
 from pixelplayer.audio import load_audio
 from pixelplayer.cli import main
-from pixelplayer.data import synth
+from pixelplayer.data import pictures, synth
 from pixelplayer.video import probe, read_frames
 
 SECONDS, FPS, SR, SIZE = 3.0, 8, 11025, 224
@@ -85,7 +85,7 @@ def test_boxes_are_where_the_instrument_is_drawn(dataset: Path):
         # the file holds what render_clip draws (up to H.264 loss)
         decoded = read_frames(dataset / meta["video"], fps=FPS).astype(float)
         mse = np.mean((decoded - full.frames) ** 2)
-        assert 10 * np.log10(255**2 / mse) > 28
+        assert 10 * np.log10(255**2 / mse) > 24  # fine textures cost H.264 a few dB
         changed = np.abs(full.frames.astype(int) - bare.frames).max(-1) > 8  # (T, H, W)
         for k in range(meta["num_frames"]):
             inside = np.zeros((SIZE, SIZE), bool)
@@ -94,7 +94,8 @@ def test_boxes_are_where_the_instrument_is_drawn(dataset: Path):
                 inside[y0:y1, x0:x1] = True
                 ys, xs = np.nonzero(changed[k, y0:y1, x0:x1])
                 drawn = [xs.min() + x0, ys.min() + y0, xs.max() + x0 + 1, ys.max() + y0 + 1]
-                assert np.abs(np.subtract(drawn, [x0, y0, x1, y1])).max() <= 4, (drawn, k)
+                if not meta["occluders"]:  # a shape in front hides a side of the box
+                    assert np.abs(np.subtract(drawn, [x0, y0, x1, y1])).max() <= 4, (drawn, k)
             assert not (changed[k] & ~inside).any()  # nothing drawn outside the boxes
 
 
@@ -105,6 +106,10 @@ def test_same_seed_same_audio_any_workers(dataset: Path, tmp_path: Path):
     first, _ = sf.read(dataset / "stems/violin_0000.wav", dtype="int16")
     again, _ = sf.read(tmp_path / "a/stems/violin_0000.wav", dtype="int16")
     assert np.array_equal(first, again)
+    # and the same pictures, poses, sounds and boxes
+    keep = ("sources", "distractors", "occluders", "background")
+    made, remade = _metas(dataset)["violin_0000"], _metas(tmp_path / "a")["violin_0000"]
+    assert {k: made[k] for k in keep} == {k: remade[k] for k in keep}
     argv[2] = str(tmp_path / "b")
     assert main([*argv, "--seed", "4", "--workers", "1", *ARGS]) == 0
     other, _ = sf.read(tmp_path / "b/stems/violin_0000.wav", dtype="int16")
@@ -162,9 +167,13 @@ def test_motion_follows_the_audio_envelope(dataset: Path):
         boxes = np.array(meta["sources"][0]["boxes"])
         area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         assert np.corrcoef(area, env)[0, 1] > 0.6, meta["id"]
-        for d in meta["distractors"]:  # silent objects keep their size, whatever the sound
-            dboxes = np.array(d["boxes"])
-            assert np.ptp(dboxes[:, 2] - dboxes[:, 0]) == np.ptp(dboxes[:, 3] - dboxes[:, 1]) == 0
+        for d in meta["distractors"]:  # silent objects keep their size, whatever the sound,
+            dboxes = np.array(d["boxes"])  # or swell to a rhythm of their own
+            widths = dboxes[:, 2] - dboxes[:, 0]
+            if d["moves"]:
+                assert np.ptp(widths) > 0
+            else:
+                assert np.ptp(widths) == np.ptp(dboxes[:, 3] - dboxes[:, 1]) == 0
 
 
 def test_user_images(tmp_path: Path):
@@ -187,7 +196,9 @@ def test_user_images(tmp_path: Path):
         # the photo fills its box (a rectangle); the disc's box is tight around the disc
         assert abs((x1 - x0) / (y1 - y0) - (1.5 if vid.startswith("drums") else 1.0)) < 0.06
         centre = frames[0, (y0 + y1) // 2 - 3 : (y0 + y1) // 2 + 3, (x0 + x1) // 2 - 3 :]
-        assert np.abs(centre[:, :6].mean((0, 1)) - colour).max() < 25
+        # drawn in its own colour, turned and lit a little differently
+        seen = centre[:, :6].mean((0, 1))
+        assert np.argmax(seen) == np.argmax(colour) and seen.max() - np.sort(seen)[1] > 60
     # a class without pictures is an error, named
     (images / "drums" / "photo.jpg").unlink()
     argv[2] = str(tmp_path / "out2")
@@ -209,7 +220,8 @@ def test_unknown_class_names_the_valid_ones(tmp_path: Path, capsys):
 def test_missing_soundfont(tmp_path: Path, capsys, monkeypatch):
     assert main(["data", "synth", str(tmp_path), "--soundfont", str(tmp_path / "no.sf2")]) == 1
     assert "no.sf2" in capsys.readouterr().err
-    monkeypatch.setattr(synth, "DEFAULT_SOUNDFONT", tmp_path / "FluidR3_GM.sf2")
+    missing = {str(tmp_path / "FluidR3_GM.sf2"): "fluid-soundfont-gm"}
+    monkeypatch.setattr(synth, "TRAINING_SOUNDFONTS", missing)
     assert main(["data", "synth", str(tmp_path)]) == 1
     assert "apt-get install fluid-soundfont-gm" in capsys.readouterr().err
 
@@ -227,3 +239,66 @@ def test_picture_alpha_says_which_pixels_of_a_box_show_the_object(tmp_path):
     assert alpha[20, 40] > 0.99 and alpha[0, 0] < 0.01 and alpha[39, 79] < 0.01
     # a disc fills pi/4 of its bounding square, whatever the box's aspect
     assert abs(float((alpha > 0.5).mean()) - np.pi / 4) < 0.05
+
+
+HELD_OUT_PICTURES = f"debian:{pictures.HOLDOUT_PACKAGE}"
+
+
+def test_training_never_reaches_the_held_out_sets(tmp_path: Path):
+    drawn = set()
+    for name in [*synth.CLASSES, *synth.DISTRACTORS]:
+        labels = pictures.training_pictures(name)
+        assert labels, name
+        for label in labels:
+            drawn.add(pictures.source_of(label)["package"])
+    assert HELD_OUT_PICTURES not in drawn and len(drawn) >= 3  # several sources, none held out
+    for name in synth.CLASSES:  # the classes with emoji have 6 pictures or more
+        if synth.CLASSES[name].emoji is not None:
+            assert len(pictures.training_pictures(name)) >= 6, name
+    assert str(synth.HOLDOUT_SOUNDFONT) not in synth.TRAINING_SOUNDFONTS
+    assert len(synth.TRAINING_SOUNDFONTS) >= 3
+    # a dataset made with the defaults draws every class and none of the held-out material
+    assert main(["data", "synth", str(tmp_path), "--clips", "1", "--duets", "2", *ARGS]) == 0
+    metas = _metas(tmp_path).values()
+    assert {m["classes"][0] for m in metas} == set(synth.CLASSES)
+    fonts = set()
+    for meta in metas:
+        for thing in meta["sources"] + meta["distractors"]:
+            assert thing["picture_source"]["package"] != HELD_OUT_PICTURES
+            assert "tuxpaint" not in thing["image"]
+        for source in meta["sources"]:
+            assert source["soundfont"] in synth.TRAINING_SOUNDFONTS
+            fonts.add(source["soundfont"])
+    assert len(fonts) >= 2  # clips are played by several SoundFonts
+
+
+@pytest.mark.skipif(
+    not (pictures.TUXPAINT_MUSIC.is_dir() and synth.HOLDOUT_SOUNDFONT.is_file()),
+    reason="the held-out packages are not installed (scripts/setup.sh installs them)",
+)
+def test_holdout_draws_only_the_held_out_sets(tmp_path: Path):
+    argv = ["data", "synth", str(tmp_path), "--clips", "1", "--holdout", "both", *ARGS]
+    assert main(argv) == 0
+    metas = _metas(tmp_path).values()
+    # only the classes the held-out pictures show, each drawn from them, played by TimGM6mb
+    assert {m["classes"][0] for m in metas} == set(pictures.HOLDOUT_PICTURES)
+    for meta in metas:
+        source = meta["sources"][0]
+        assert source["picture_source"]["package"] == HELD_OUT_PICTURES
+        assert source["soundfont"] == str(synth.HOLDOUT_SOUNDFONT)
+    # a held-out set never replays a training clip's notes
+    assert main(["data", "synth", str(tmp_path / "train"), "--clips", "1", "--classes",
+                 "violin", *ARGS]) == 0  # fmt: skip
+    held = _metas(tmp_path)["violin_0000"]["sources"][0]["notes"]
+    assert held != _metas(tmp_path / "train")["violin_0000"]["sources"][0]["notes"]
+
+
+def test_holdout_names_a_missing_package(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setattr(pictures, "TUXPAINT_MUSIC", tmp_path / "no-tuxpaint")
+    assert main(["data", "synth", str(tmp_path / "a"), "--holdout", "pictures", *ARGS]) == 1
+    err = capsys.readouterr().err
+    assert "apt-get install tuxpaint-stamps-default" in err and len(err.splitlines()) == 1
+    monkeypatch.setattr(synth, "HOLDOUT_SOUNDFONT", tmp_path / "TimGM6mb.sf2")
+    assert main(["data", "synth", str(tmp_path / "b"), "--holdout", "sounds", *ARGS]) == 1
+    err = capsys.readouterr().err
+    assert "timgm6mb-soundfont" in err and len(err.splitlines()) == 1

@@ -255,3 +255,57 @@ def test_validation_with_only_silent_estimates_says_so(prepared, capsys):
     val = validate(lambda batch: batch["audios"] + 0.01 * torch.randn_like(batch["audios"]), loader)
     assert val["scored"] == 6 and val["sdr"] > 10
     assert _val_text(val).startswith(", val SDR ") and "unscored" not in _val_text(val)
+
+
+def test_init_copies_the_matching_tensors_and_reports_the_rest(prepared, tmp_path, capsys):
+    from pixelplayer.train import build_model, init_weights
+
+    src, out = tmp_path / "src", tmp_path / "tuned"
+    assert _train(prepared, src, "train.epochs=1") == 0
+    # another k: the last layers of both nets and the synthesizer differ in shape
+    other_k = "model_kwargs={k: 4, frame: {width: 8}, sound: {ngf: 4, levels: 5}}"
+    argv = _train_argv(prepared, out, *TINY, other_k, "train.epochs=0")
+    capsys.readouterr()
+    assert main([*argv, "--init", str(src)]) == 0  # 0 epochs: the run as it starts
+    printed = capsys.readouterr().out
+    cfg = load_config(out / "config.yaml")
+    assert cfg.init == str(src) and cfg.model_kwargs["k"] == 4  # reproducible from its folder
+    report = json.loads((out / "init.json").read_text())
+    assert report["checkpoint"] == str((src / "best.pt").resolve())
+    assert f"{report['loaded']} of {report['tensors']} tensors loaded" in printed
+    assert "other shape" in printed and str(out / "init.json") in printed
+    assert 0 < report["loaded"] < report["tensors"]
+    assert "synth.scale" in report["other_shape"]
+    assert report["missing_in_source"] == report["not_in_model"] == []
+    # the same init on a fresh model of that config: the matching tensors are the source's
+    torch.manual_seed(cfg.train.seed)
+    model, _ = build_model(cfg)
+    assert init_weights(model, cfg.init, cfg.model) == report
+    source, own = load_checkpoint(src / "best.pt")["state_dict"], model.state_dict()
+    copied = [k for k in own if k not in report["other_shape"]]
+    assert len(copied) == report["loaded"]
+    assert all(torch.equal(own[k], source[k]) for k in copied)
+    untouched = build_model(cfg)[0].state_dict()  # and not by chance: they differ from a new one's
+    assert any(not torch.equal(own[k], untouched[k]) for k in copied)
+
+
+def test_init_errors_are_one_line(prepared, tmp_path, capsys):
+    from pixelplayer.models.registry import save_checkpoint
+
+    (tmp_path / "empty").mkdir()
+    linear = save_checkpoint(tmp_path / "linear.pt", torch.nn.Linear(2, 2), "linear", {})
+    cases = {
+        tmp_path / "nonesuch": "no such run folder or checkpoint",
+        tmp_path / "empty": "the run has no checkpoint (best.pt or last.pt)",
+        linear: "it holds a 'linear' model, this run trains 'pixelplayer'",
+    }
+    for source, phrase in cases.items():
+        out = tmp_path / "run"
+        assert main([*_train_argv(prepared, out, *TINY), "--init", str(source)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("pixelplayer: error: cannot init from") and phrase in err, err
+        assert "\n" not in err
+        assert not out.exists()  # refused before a run folder is made
+    ame = _train_argv(prepared, tmp_path / "ame", config="configs/ame.yaml")
+    assert main([*ame, "--init", str(linear)]) == 1
+    assert "AME trains in its own loop" in capsys.readouterr().err

@@ -33,18 +33,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw
 
 from pixelplayer.audio import SILENCE_RMS, resample, rms, save_audio
+from pixelplayer.data import pictures
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.parallel import imap_unordered, worker_count
 from pixelplayer.video import write_video
 
-DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
-EMOJI_PPEM = 109  # Noto Color Emoji holds bitmaps at this size only
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-MAX_PICTURE_PIXELS = 50_000_000  # sprites are drawn at most 512 px: larger only costs memory
+# The General MIDI SoundFonts of training, each from its Debian package; one is drawn per part
+TRAINING_SOUNDFONTS: dict[str, str] = {
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2": "fluid-soundfont-gm",
+    "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3": "musescore-general-soundfont-small",
+    "/usr/share/sounds/sf2/sf_GMbank.sf2": "csound-soundfont",
+}
+DEFAULT_SOUNDFONT = Path(next(iter(TRAINING_SOUNDFONTS)))
+# Held out for testing, never used in training: only `data synth --holdout sounds|both`
+HOLDOUT_SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+HOLDOUT_SOUNDFONT_PACKAGE = "timgm6mb-soundfont"
+HOLDOUT_KINDS = ("pictures", "sounds", "both")
 DISTRACTOR_DIR = "_distractors"  # optional IMAGES/_distractors/*.png replaces the emoji ones
 MIN_RENDER_SR = 22050  # render at least this fast, then resample: less aliasing at 11025 Hz
 
@@ -55,7 +62,7 @@ class Instrument:
 
     name: str
     program: int  # GM program 0-127; for percussion the drum kit in bank 128
-    emoji: int  # code point of the default picture (Noto Color Emoji)
+    emoji: int | None  # code point of its Noto Color Emoji picture (None: no such emoji)
     low: int  # natural MIDI note range, inclusive (unused for percussion)
     high: int
     style: str  # key of STYLES: note lengths, articulation, chords
@@ -83,6 +90,11 @@ CLASSES: dict[str, Instrument] = {
         Instrument("banjo", 105, 0x1FA95, 48, 81, "plucked"),
         Instrument("drums", 0, 0x1F941, 35, 81, "drums", percussion=True),
         Instrument("french_horn", 60, 0x1F4EF, 41, 77, "wind"),
+        # the other instruments of the MUSIC dataset that General MIDI has
+        Instrument("cello", 42, None, 36, 76, "bowed"),
+        Instrument("clarinet", 71, None, 50, 89, "wind"),
+        Instrument("tuba", 58, None, 28, 58, "wind"),
+        Instrument("xylophone", 13, None, 53, 96, "mallet"),
     )
 }
 
@@ -109,6 +121,7 @@ STYLES: dict[str, dict[str, Any]] = {
     "plucked": dict(beats=(0.25, 0.5, 1, 2), p=(2, 4, 3, 1), legato=(0.5, 0.95), rest=0.1),
     "keys": dict(beats=(0.25, 0.5, 1, 2), p=(2, 4, 3, 1.5), legato=(0.5, 1.0), rest=0.1),
 }
+STYLES["mallet"] = dict(beats=(0.25, 0.5, 1, 2), p=(3, 4, 2, 1), legato=(0.3, 0.6), rest=0.1)
 STYLES["plucked"]["chord"] = 0.2
 STYLES["keys"]["chord"] = 0.3
 
@@ -126,7 +139,10 @@ STEP_P = np.array([2, 3, 8, 12, 3, 12, 8, 3, 2], dtype=float)
 STEP_P /= STEP_P.sum()  # mostly steps, sometimes leaps
 MAX_REST = 1.2  # seconds: longer silences would leave training windows without sound
 
-BACKGROUNDS = ("solid", "gradient", "noise", "stripes", "checker", "room")
+BACKGROUNDS = (
+    *("solid", "gradient", "noise", "stripes", "checker", "room"),
+    *("wood", "marble", "fabric", "bricks"),  # textures
+)
 
 Note = tuple[float, float, int, int]  # (onset s, offset s, MIDI key, velocity)
 
@@ -276,6 +292,14 @@ def _fluidsynth() -> Any:
     return fluidsynth
 
 
+def _soundfont_list(soundfont: str | Path | Sequence[str] | None) -> list[str]:
+    if soundfont is None:
+        return list(TRAINING_SOUNDFONTS)
+    if isinstance(soundfont, (str, Path)):
+        return [str(soundfont)]
+    return [str(f) for f in soundfont]
+
+
 def _soundfont(path: str) -> Any:
     """The loaded SoundFont (a C pointer), loaded once per process: FluidR3 is 140 MB."""
     if path not in _SOUNDFONTS:
@@ -289,8 +313,26 @@ def _soundfont(path: str) -> Any:
     return _SOUNDFONTS[path][1]
 
 
+def _expression(inst: Instrument, rng: np.random.Generator) -> dict[str, float]:
+    """How one clip is played and heard: vibrato (modulation wheel, for instruments that have
+    it), brightness and the room (reverberation send, size, damping)."""
+    sustained = inst.style in ("bowed", "wind", "reed")
+    return {
+        "vibrato": int(rng.integers(0, 90)) if sustained and rng.random() < 0.7 else 0,
+        "brightness": int(rng.integers(40, 128)),  # CC 74, filter cut-off where the font maps it
+        "reverb": int(rng.integers(0, 110)) if rng.random() < 0.75 else 0,  # CC 91 send
+        "room": round(float(rng.uniform(0.1, 0.95)), 3),
+        "damping": round(float(rng.uniform(0.0, 0.8)), 3),
+    }
+
+
 def _render(
-    inst: Instrument, notes: list[Note], seconds: float, sr: int, soundfont: str
+    inst: Instrument,
+    notes: list[Note],
+    seconds: float,
+    sr: int,
+    soundfont: str,
+    expression: dict[str, float] | None = None,
 ) -> np.ndarray:
     """Render notes offline -> (L,) float32 mono at `sr`, L = round(seconds * sr).
 
@@ -311,6 +353,11 @@ def _render(
                 f"{soundfont}: no preset bank {inst.bank} program {inst.program} "
                 f"for class {inst.name}"
             )
+        if expression:
+            synth.set_reverb(expression["room"], expression["damping"], 0.8, 1.0)
+            synth.cc(inst.channel, 91, int(expression["reverb"]))
+            synth.cc(inst.channel, 1, int(expression["vibrato"]))
+            synth.cc(inst.channel, 74, int(expression["brightness"]))
         # note-offs sort before note-ons at one sample, so a repeated key sounds again
         events = sorted(
             [(int(on * rate), 1, k, v) for on, _, k, v in notes]
@@ -343,107 +390,34 @@ def _render(
 
 # --- pictures ----------------------------------------------------------------------------------
 
-EMOJI_PREFIX = "emoji:U+"  # then the code point in hex: a built-in picture in a meta file
-_PICTURES: dict[str, Image.Image] = {}  # key -> RGBA picture cropped to its alpha, per process
-_EMOJI: list[Any] = []  # the emoji font, loaded once per process
 
-
-def _emoji_label(code: int) -> str:
-    """A built-in picture's name in a meta file's "image" (`picture_alpha` reads it back)."""
-    return f"{EMOJI_PREFIX}{code:04X}"
-
-
-def _emoji(code: int) -> Image.Image:
-    """The Noto Color Emoji glyph as RGBA, cropped to its opaque part (rendered once)."""
-    key = _emoji_label(code)
-    if key not in _PICTURES:
-        if not _EMOJI:
-            if not EMOJI_FONT.is_file():
-                raise PixelPlayerError(
-                    f"{EMOJI_FONT}: no emoji font for the default pictures; "
-                    "apt-get install fonts-noto-color-emoji, or give --images DIR"
-                )
-            _EMOJI.append(ImageFont.truetype(str(EMOJI_FONT), EMOJI_PPEM))
-        font = _EMOJI[0]
-        x0, y0, x1, y1 = font.getbbox(chr(code))
-        im = Image.new("RGBA", (x1 + 8, y1 + 8), (0, 0, 0, 0))
-        ImageDraw.Draw(im).text((4, 4), chr(code), font=font, embedded_color=True)
-        _PICTURES[key] = _crop_alpha(im, key)
-    return _PICTURES[key]
-
-
-def _crop_alpha(im: Image.Image, name: str) -> Image.Image:
-    bbox = im.getchannel("A").point(lambda a: 255 if a > 8 else 0).getbbox()
-    if bbox is None:
-        raise PixelPlayerError(f"{name}: the picture is fully transparent")
-    return im.crop(bbox)
-
-
-def _user_picture(path: Path) -> Image.Image:
-    """A user's picture as RGBA: a cut-out keeps its alpha, a photo is an opaque rectangle."""
-    key = str(path)
-    if key not in _PICTURES:
-        try:
-            with Image.open(path) as src:
-                if src.width * src.height > MAX_PICTURE_PIXELS:
-                    raise PixelPlayerError(
-                        f"{path}: the picture is {src.width}x{src.height} px; give one under "
-                        f"{MAX_PICTURE_PIXELS // 1_000_000} megapixels (it is drawn at most 512 px)"
-                    )
-                im = _eight_bit(ImageOps.exif_transpose(src))
-                has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-                im = im.convert("RGBA") if has_alpha else im.convert("RGB").convert("RGBA")
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            detail = " ".join(str(exc).split())
-            raise PixelPlayerError(f"{path}: unreadable image ({detail})") from exc
-        im = _crop_alpha(im, str(path))
-        im.thumbnail((512, 512), Image.LANCZOS)  # sprites are never drawn larger
-        _PICTURES[key] = im
-    return _PICTURES[key]
-
-
-def _eight_bit(im: Image.Image) -> Image.Image:
-    """16-bit and float grey ("I;16", "I", "F") as 8-bit "L": Pillow's own conversion clips
-    every value above 255, so most such pictures would turn white."""
-    if im.mode not in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return im
-    values = np.asarray(im, np.float64)
-    top = 65535.0 if im.mode.startswith("I;16") else max(float(np.nanmax(values)), 1.0)
-    scaled = np.clip(np.nan_to_num(values) / top * 255.0, 0, 255)
-    return Image.fromarray(np.round(scaled).astype(np.uint8), "L")
-
-
-def _image_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _pick_picture(
-    name: str, code: int, images: str | None, rng: np.random.Generator
-) -> tuple[Image.Image, str]:
-    """(picture, label for the meta) for a class or distractor: the user's or the emoji."""
+def _pick_picture(name: str, images: str | None, holdout: bool, rng: np.random.Generator) -> str:
+    """The label of a picture of a class or silent object: the user's (--images), a held-out
+    one (--holdout pictures) or one of the training library (pictures.py)."""
     if images is not None:
-        files = _image_files(Path(images) / name)
+        files = pictures.image_files(Path(images) / name)
         if files:
-            path = files[int(rng.integers(len(files)))]
-            return _user_picture(path), str(path)
-    return _emoji(code), _emoji_label(code)
+            return str(files[int(rng.integers(len(files)))])
+    labels = pictures.holdout_pictures(name) if holdout else pictures.training_pictures(name)
+    if not labels:
+        raise PixelPlayerError(f"no picture of {name} is installed (run scripts/setup.sh)")
+    return labels[int(rng.integers(len(labels)))]
 
 
 @functools.lru_cache(maxsize=4096)  # a picture is asked for at the same sizes frame after frame
-def picture_alpha(label: str, w: int, h: int) -> np.ndarray:
-    """(h, w) float32 opacity of a meta file's picture (its "image": "emoji:U+XXXX" or a path)
-    drawn at w x h, as the clip drew it: which pixels of a box show the object. Shared between
-    calls: do not modify it."""
-    if label.startswith(EMOJI_PREFIX):
-        picture = _emoji(int(label[len(EMOJI_PREFIX) :], 16))
-    else:
-        picture = _user_picture(Path(label))
-    _, inv_alpha = _Sprite(picture).at(max(w, 1), max(h, 1))
-    alpha = 1.0 - inv_alpha[..., 0]
-    alpha.setflags(write=False)
-    return alpha
+def _alpha_at(label: str, flip: bool, angle: float, w: int, h: int) -> np.ndarray:
+    alpha = pictures.posed_alpha(label, {"flip": flip, "angle": angle})
+    a = np.asarray(alpha.resize((max(w, 1), max(h, 1)), Image.BILINEAR), np.float32) / 255.0
+    a.setflags(write=False)
+    return a
+
+
+def picture_alpha(label: str, w: int, h: int, pose: dict | None = None) -> np.ndarray:
+    """(h, w) float32 opacity of a meta file's picture (its "image" and "pose") drawn at
+    w x h, as the clip drew it: which pixels of a box show the object. Shared between calls:
+    do not modify it."""
+    pose = pose or {}
+    return _alpha_at(label, bool(pose.get("flip")), float(pose.get("angle", 0.0)), w, h)
 
 
 class _Sprite:
@@ -492,6 +466,23 @@ def _background(size: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     elif kind == "checker":
         n = int(rng.integers(3, 10))
         t = ((np.floor(xx * n) + np.floor(yy * n)) % 2).astype(np.float32)
+    elif kind == "wood":  # rings of a trunk cut lengthwise, wobbling with the grain
+        rings = np.hypot((xx - rng.uniform(-1, 2)) * rng.uniform(0.3, 1), yy - rng.uniform(-1, 2))
+        t = 0.5 + 0.5 * np.sin(rings * rng.uniform(20, 60) + 3 * _turbulence(size, rng))
+        t = t**2
+    elif kind == "marble":
+        t = 0.5 + 0.5 * np.sin(along * rng.uniform(4, 12) + 6 * _turbulence(size, rng))
+        t = t**3
+    elif kind == "fabric":  # a weave of threads
+        n = rng.uniform(30, 90)
+        t = 0.5 + 0.25 * (np.sin(xx * n) * np.sign(np.sin(yy * n / 2)) + np.sin(yy * n))
+        t = np.clip(t + 0.3 * (_turbulence(size, rng) - 0.5), 0, 1)
+    elif kind == "bricks":
+        rows = int(rng.integers(6, 14))
+        y = yy * rows
+        x = xx * rows / 2 + 0.5 * (np.floor(y) % 2)
+        mortar = (np.minimum(y % 1, 1 - y % 1) < 0.06) | (np.minimum(x % 1, 1 - x % 1) < 0.03)
+        t = np.where(mortar, 1.0, 0.25 * _turbulence(size, rng)).astype(np.float32)
     else:  # room: a wall over a darker floor, as in a rehearsal video
         horizon = rng.uniform(0.55, 0.8)
         wall = c0 * (0.85 + 0.15 * (1 - yy[..., None] / horizon))
@@ -503,6 +494,16 @@ def _background(size: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     grain = rng.uniform(0, 6)
     img = img + rng.normal(0, 1, (size, size, 1)).astype(np.float32) * grain
     return np.clip(img, 0, 255).astype(np.float32), kind
+
+
+def _turbulence(size: int, rng: np.random.Generator, octaves: int = 4) -> np.ndarray:
+    """(size, size) float32 smooth noise in [0, 1]: octaves of upsampled random grids."""
+    total = np.zeros((size, size), np.float32)
+    for o in range(octaves):
+        cells = 3 * 2**o
+        grid = Image.fromarray((rng.random((cells, cells)) * 255).astype(np.uint8))
+        total += np.asarray(grid.resize((size, size), Image.BICUBIC), np.float32) / 255 / 2**o
+    return (total - total.min()) / max(float(np.ptp(total)), 1e-6)
 
 
 def _frame_envelope(wav: np.ndarray, sr: int, fps: float, frames: int) -> np.ndarray:
@@ -614,8 +615,10 @@ def _distractor_boxes(
     frames: int,
     fps: float,
     rng: np.random.Generator,
+    moves: bool = False,
 ) -> np.ndarray:
-    """(T, 4) boxes of a silent object: a slow drift and sway, blind to the audio."""
+    """(T, 4) boxes of a silent object: a slow drift and sway, blind to the audio; one that
+    `moves` also jolts and swells to a rhythm of its own, as a player would."""
     w, h = wh
     best, best_cost = None, np.inf
     for _ in range(40):  # away from the instruments when there is room
@@ -633,7 +636,15 @@ def _distractor_boxes(
     sway = amp * np.sin(2 * np.pi * t / period + phase)
     cx = np.clip(best[0] + v[0] * t + sway, w / 2, size - w / 2)
     cy = np.clip(best[1] + v[1] * t, h / 2, size - h / 2)
-    return _boxes(cx, cy, np.full(frames, w), np.full(frames, h))
+    if not moves:
+        return _boxes(cx, cy, np.full(frames, w), np.full(frames, h))
+    # onsets of a random rhythm (1-4 a second) and a loudness that decays between them
+    onsets = np.where(rng.random(frames) < rng.uniform(1, 4) / fps, rng.uniform(0.3, 1, frames), 0)
+    env = np.zeros(frames)
+    for k in range(frames):
+        env[k] = max(onsets[k], 0.75 * env[k - 1] if k else 0.0)
+    jolted = _source_boxes((0.0, 0.0), wh, _Motion.draw(rng, size), env, onsets, rng)
+    return jolted + np.round(np.stack([cx, cy, cx, cy], 1)).astype(int)
 
 
 def _composite(bg: np.ndarray, layers: list[tuple[_Sprite, np.ndarray]]) -> np.ndarray:
@@ -687,16 +698,20 @@ def render_clip(
     fps: float = 8.0,
     size: int = 224,
     sr: int = 11025,
-    soundfont: str | Path | None = None,
+    soundfont: str | Path | Sequence[str] | None = None,
     images: str | Path | None = None,
     draw_sources: bool = True,
+    holdout_pictures: bool = False,
 ) -> Clip:
     """Render one clip of one (solo) or two (duet) instruments from its clip seed.
 
+    Each source is played by one of the SoundFonts `soundfont` names (default: the training
+    ones) and drawn from the training pictures (or the held-out ones, `holdout_pictures`), in
+    a pose, colour and light of its own.
     `draw_sources=False` draws the same scene without the instruments (the boxes still say
     where they would be): handy to see what the instruments alone change in a frame.
     """
-    soundfont = str(soundfont or DEFAULT_SOUNDFONT)
+    fonts = _soundfont_list(soundfont)
     images = str(images) if images is not None else None
     insts = [CLASSES[c] for c in classes]
     n_frames = int(round(seconds * fps))
@@ -706,29 +721,33 @@ def render_clip(
 
     stems, parts = [], []
     for inst, arng in zip(insts, audio_rngs, strict=True):
+        font = fonts[int(arng.integers(len(fonts)))]
+        expression = _expression(inst, arng)
         for _ in range(3):  # a piece that renders silent (a sparse SoundFont): compose again
             notes, bpm = _compose(inst, seconds, arng)
-            wav = _render(inst, notes, seconds, sr, soundfont)
+            wav = _render(inst, notes, seconds, sr, font, expression)
             peak = float(np.abs(wav).max())
             if peak > 1e-5 and rms(wav) > SILENCE_RMS * 1e-2:
                 break
         else:
-            raise PixelPlayerError(f"{soundfont}: class {inst.name} renders silence")
+            raise PixelPlayerError(f"{font}: class {inst.name} renders silence")
         target = float(arng.uniform(0.3, 0.9))  # loudness varies from clip to clip
         stems.append((wav * (target / peak)).astype(np.float32))
-        parts.append((notes, bpm))
+        parts.append((notes, bpm, font, expression))
     mix_peak = float(np.abs(np.sum(stems, axis=0)).max())
     if mix_peak > 0.95:  # a duet's sum must not clip: scale both parts alike
         stems = [(s * (0.95 / mix_peak)).astype(np.float32) for s in stems]
 
     bg, bg_kind = _background(size, rng)
-    pictures = [_pick_picture(i.name, i.emoji, images, rng) for i in insts]
+    labels = [_pick_picture(i.name, images, holdout_pictures, rng) for i in insts]
+    poses = [pictures.random_pose(rng, pictures.is_mono(label)) for label in labels]
+    images_posed = [pictures.posed(lb, p) for lb, p in zip(labels, poses, strict=True)]
     solo = len(insts) == 1
     lo, hi = (0.38, 0.6) if solo else (0.28, 0.42)
-    wh = [_fit(pic, rng.uniform(lo, hi) * size) for pic, _ in pictures]
+    wh = [_fit(pic, rng.uniform(lo, hi) * size) for pic in images_posed]
     motions = [_Motion.draw(rng, size) for _ in insts]
     centres, wh = _place_sources(wh, motions, size, rng)
-    sources, src_layers, avoid = [], [], []
+    sources, src_layers, avoid, occluders = [], [], [], []
     for i, inst in enumerate(insts):
         env = _frame_envelope(stems[i], sr, fps, n_frames)
         onsets = _onsets(parts[i][0], fps, n_frames)
@@ -737,14 +756,20 @@ def render_clip(
         avoid.append(
             (centres[i][0] - mx, centres[i][1] - my, centres[i][0] + mx, centres[i][1] + my)
         )
-        src_layers.append((_Sprite(pictures[i][0]), boxes))
+        src_layers.append((_Sprite(images_posed[i]), boxes))
+        if rng.random() < OCCLUDED:
+            occluders.append(_occluder(boxes, size, n_frames, rng))
         sources.append(
             {
                 "class": inst.name,
                 "program": inst.program,
                 "bank": inst.bank,
                 "percussion": inst.percussion,
-                "image": pictures[i][1],
+                "image": labels[i],
+                "picture_source": pictures.source_of(labels[i]),
+                "pose": poses[i],
+                "soundfont": parts[i][2],
+                "expression": parts[i][3],
                 "tempo_bpm": round(parts[i][1], 2),
                 "peak": round(float(np.abs(stems[i]).max()), 4),
                 "boxes": _clip_boxes(boxes, size),
@@ -754,24 +779,36 @@ def render_clip(
 
     distractors, dis_layers = [], []
     names = list(DISTRACTORS)
-    user_dis = _image_files(Path(images) / DISTRACTOR_DIR) if images is not None else []
+    user_dis = pictures.image_files(Path(images) / DISTRACTOR_DIR) if images is not None else []
     for _ in range(int(rng.integers(1, 4))):
         if user_dis:
             path = user_dis[int(rng.integers(len(user_dis)))]
-            pic, label, name = _user_picture(path), str(path), path.stem
+            label, name = str(path), path.stem
         else:
             name = names.pop(int(rng.integers(len(names))))
-            pic, label = _emoji(DISTRACTORS[name]), _emoji_label(DISTRACTORS[name])
+            label = _pick_picture(name, None, False, rng)
+        pose = pictures.random_pose(rng, pictures.is_mono(label))
+        pic = pictures.posed(label, pose)
         dwh = _fit(pic, rng.uniform(0.14, 0.3) * size)
-        boxes = _distractor_boxes(dwh, avoid, size, n_frames, fps, rng)
+        moves = bool(rng.random() < MOVING_DISTRACTORS)
+        boxes = _distractor_boxes(dwh, avoid, size, n_frames, fps, rng, moves)
         avoid.append((*boxes[:, :2].min(0), *boxes[:, 2:].max(0)))  # the next one goes elsewhere
         dis_layers.append((_Sprite(pic), boxes))
         distractors.append(
-            {"name": name, "image": label, "silent": True, "boxes": _clip_boxes(boxes, size)}
+            {
+                "name": name,
+                "image": label,
+                "picture_source": pictures.source_of(label),
+                "pose": pose,
+                "silent": True,
+                "moves": moves,
+                "boxes": _clip_boxes(boxes, size),
+            }
         )
 
-    # distractors behind the instruments: an instrument is never hidden
-    frames = _composite(bg, dis_layers + (src_layers if draw_sources else []))
+    # distractors behind the instruments; occluders (a stand, a hand, a sheet) in front
+    layers = dis_layers + (src_layers if draw_sources else []) + [o[0] for o in occluders]
+    frames = _composite(bg, layers)
     info = {
         "kind": "solo" if solo else "duet",
         "classes": [i.name for i in insts],
@@ -787,8 +824,41 @@ def render_clip(
         "background": bg_kind,
         "sources": sources,
         "distractors": distractors,
+        "occluders": [o[1] for o in occluders],
     }
     return Clip(frames, stems, info)
+
+
+OCCLUDED = 0.3  # share of instruments partly hidden by something in front
+MOVING_DISTRACTORS = 0.4  # share of silent objects that jolt and swell as players do
+
+
+def _occluder(
+    boxes: np.ndarray, size: int, frames: int, rng: np.random.Generator
+) -> tuple[tuple[_Sprite, np.ndarray], list[int]]:
+    """A plain shape in front of one side of an instrument, hiding 15-35 % of its box:
+    ((sprite, (T, 4) boxes), its box)."""
+    x0, y0, x1, y1 = boxes.mean(0)
+    w, h = x1 - x0, y1 - y0
+    part = rng.uniform(0.15, 0.35)
+    side = int(rng.integers(4))
+    if side == 0:
+        box = (x0 - 0.1 * w, y1 - part * h, x1 + 0.1 * w, y1 + 0.1 * h)  # from below
+    elif side == 1:
+        box = (x0 - 0.1 * w, y0 - 0.1 * h, x1 + 0.1 * w, y0 + part * h)  # from above
+    elif side == 2:
+        box = (x0 - 0.1 * w, y0 - 0.1 * h, x0 + part * w, y1 + 0.1 * h)  # from the left
+    else:
+        box = (x1 - part * w, y0 - 0.1 * h, x1 + 0.1 * w, y1 + 0.1 * h)  # from the right
+    bx = [int(round(min(max(v, 0), size))) for v in box]
+    bx[2], bx[3] = max(bx[2], bx[0] + 2), max(bx[3], bx[1] + 2)
+    im = Image.new("RGBA", (bx[2] - bx[0], bx[3] - bx[1]), (0, 0, 0, 0))
+    fill = (*[int(c) for c in _colour(rng)], 255)
+    if rng.random() < 0.5:
+        ImageDraw.Draw(im).rectangle((0, 0, im.width - 1, im.height - 1), fill=fill)
+    else:
+        ImageDraw.Draw(im).ellipse((0, 0, im.width - 1, im.height - 1), fill=fill)
+    return (_Sprite(im), np.tile(np.array(bx), (frames, 1))), bx
 
 
 # --- the dataset ---------------------------------------------------------------------------------
@@ -831,10 +901,12 @@ def _jobs(
     seed: int,
     settings: dict[str, Any],
 ) -> list[_Job]:
+    # a held-out set draws other seeds: its clips never replay a training clip's notes
+    held = (1 + HOLDOUT_KINDS.index(settings["holdout"]),) if settings["holdout"] else ()
     jobs = []
     for index in range(clips_per_class):  # interleaved, so a partial run covers every class
         for name in classes:
-            s = _clip_seed(seed, 0, zlib.crc32(name.encode()), index)
+            s = _clip_seed(seed, 0, zlib.crc32(name.encode()), index, *held)
             jobs.append(_Job(f"{name}_{index:04d}", (name,), s, str(out), settings))
     for index in range(duets):
         rng = np.random.default_rng([seed, 1, index])
@@ -843,7 +915,8 @@ def _jobs(
         else:
             a, b = rng.choice(len(classes), 2, replace=False)
             pair = (classes[int(a)], classes[int(b)])
-        jobs.append(_Job(f"duet_{index:04d}", pair, _clip_seed(seed, 1, index), str(out), settings))
+        job_seed = _clip_seed(seed, 1, index, *held)
+        jobs.append(_Job(f"duet_{index:04d}", pair, job_seed, str(out), settings))
     return jobs
 
 
@@ -869,7 +942,7 @@ def _make_clip(job: _Job) -> dict[str, Any]:
     try:
         clip = render_clip(
             job.classes, job.seed, s["seconds"], s["fps"], s["size"], s["sr"],
-            s["soundfont"], s["images"],
+            s["soundfont"], s["images"], holdout_pictures=s["holdout"] in ("pictures", "both"),
         )  # fmt: skip
         out = Path(job.out)
         for rel, stem in zip(job.stems, clip.stems, strict=True):
@@ -898,9 +971,10 @@ def _write_json(path: Path, obj: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _init_worker(soundfont: str) -> None:
+def _init_worker(soundfonts: list[str]) -> None:
     try:
-        _soundfont(soundfont)  # load the SoundFont once, before the first clip
+        for font in soundfonts:
+            _soundfont(font)  # load the SoundFonts once, before the first clip
     except PixelPlayerError:
         pass  # the first clip raises it again; a failing initializer would respawn forever
 
@@ -915,12 +989,20 @@ def _check(
     duets: int,
     same_class: bool,
     seed: int,
-    soundfont: Path,
+    soundfonts: list[Path],
     images: Path | None,
+    holdout: str | None,
 ) -> list[str]:
     """Validate the settings before any work; returns the class list."""
+    if holdout is not None and holdout not in HOLDOUT_KINDS:
+        raise PixelPlayerError(f"--holdout {holdout}: give one of {', '.join(HOLDOUT_KINDS)}")
+    held_pictures = holdout in ("pictures", "both")
+    if held_pictures and images is not None:
+        raise PixelPlayerError("--holdout pictures draws the held-out pictures: drop --images")
     if classes is None:
         names = list(CLASSES)
+        if held_pictures:  # only the classes the held-out pictures show
+            names = [c for c in names if pictures.holdout_pictures(c)]
     else:
         names = list(dict.fromkeys(c.strip() for c in classes if c.strip()))
         unknown = [c for c in names if c not in CLASSES]
@@ -929,17 +1011,23 @@ def _check(
                 f"unknown class {', '.join(unknown) or '(none given)'}; "
                 f"valid classes: {', '.join(CLASSES)}"
             )
-    if not soundfont.is_file():
-        hint = (
-            " (apt-get install fluid-soundfont-gm, or give --soundfont PATH)"
-            if soundfont == DEFAULT_SOUNDFONT
-            else ""
-        )
-        raise PixelPlayerError(f"{soundfont}: no such SoundFont{hint}")
-    with open(soundfont, "rb") as f:
-        head = f.read(12)
-    if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
-        raise PixelPlayerError(f"{soundfont}: not a SoundFont 2 file (.sf2)")
+        missing = [c for c in names if held_pictures and not pictures.holdout_pictures(c)]
+        if missing:
+            raise PixelPlayerError(
+                f"no held-out picture of {', '.join(missing)}; the held-out pictures show "
+                + ", ".join(c for c in CLASSES if c in pictures.HOLDOUT_PICTURES)
+            )
+    for font in soundfonts:
+        if not font.is_file():
+            package = TRAINING_SOUNDFONTS.get(str(font))
+            if font == HOLDOUT_SOUNDFONT:
+                package = HOLDOUT_SOUNDFONT_PACKAGE
+            hint = f" (apt-get install {package}, or give --soundfont PATH)" if package else ""
+            raise PixelPlayerError(f"{font}: no such SoundFont{hint}")
+        with open(font, "rb") as f:
+            head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+            raise PixelPlayerError(f"{font}: not a SoundFont 2 file (.sf2 or .sf3)")
     if size < 32 or size % 2:
         raise PixelPlayerError(f"--size {size}: give an even number of pixels, at least 32")
     if not 8000 <= sr <= 96000:
@@ -953,20 +1041,25 @@ def _check(
     if images is not None:
         if not images.is_dir():
             raise PixelPlayerError(f"{images}: no such folder of pictures")
-        empty = [c for c in names if not _image_files(images / c)]
+        empty = [c for c in names if not pictures.image_files(images / c)]
         if empty:
             raise PixelPlayerError(
                 f"{images}: no picture (.png/.jpg) for class {', '.join(empty)}; "
                 f"put them in {images}/<class>/"
             )
         for c in names:
-            for path in _image_files(images / c):
-                _user_picture(path)  # an unreadable picture fails now, not in a worker
-    needed = [] if images is not None else [CLASSES[c].emoji for c in names]
-    if images is None or not _image_files(images / DISTRACTOR_DIR):
-        needed += list(DISTRACTORS.values())
-    for code in needed:
-        _emoji(code)
+            for path in pictures.image_files(images / c):
+                pictures.picture(str(path))  # an unreadable picture fails now, not in a worker
+    needed = [] if images is not None else list(names)
+    if images is None or not pictures.image_files(images / DISTRACTOR_DIR):
+        needed += list(DISTRACTORS)
+    for name in needed:  # every picture drawn once now: a missing one fails before any work
+        held = held_pictures and name in CLASSES
+        labels = pictures.holdout_pictures(name) if held else pictures.training_pictures(name)
+        if not labels:
+            raise PixelPlayerError(f"no picture of {name} is installed (run scripts/setup.sh)")
+        for label in labels:
+            pictures.picture(label)
     return names
 
 
@@ -981,14 +1074,17 @@ def synthesize(
     duets: int = 0,
     same_class: bool = False,
     seed: int = 0,
-    soundfont: str | Path | None = None,
+    soundfont: str | Path | Sequence[str] | None = None,
     images: str | Path | None = None,
     workers: int | None = None,
     progress: bool = True,
+    holdout: str | None = None,
 ) -> list[dict[str, Any]]:
     """Make the dataset in `out_dir` and return the metas of all its clips (solos, then duets).
 
-    Clips already made by an earlier run with the same settings are kept, not made again.
+    `holdout` makes test clips of what training never uses: "pictures" (the held-out
+    pictures), "sounds" (the held-out SoundFont) or "both". Clips already made by an earlier
+    run with the same settings are kept, not made again.
     """
     return _synthesize(**locals())[0]
 
@@ -998,23 +1094,32 @@ def _synthesize(**kw: Any) -> tuple[list[dict[str, Any]], int]:
     from tqdm import tqdm
 
     out = Path(kw["out_dir"])
-    soundfont = Path(kw["soundfont"] or DEFAULT_SOUNDFONT).expanduser()
+    holdout = kw["holdout"]
+    fonts = _soundfont_list(kw["soundfont"])
+    if holdout in ("sounds", "both"):
+        if kw["soundfont"] is not None:
+            raise PixelPlayerError(
+                "--holdout sounds plays the held-out SoundFont: drop --soundfont"
+            )
+        fonts = [str(HOLDOUT_SOUNDFONT)]
+    soundfonts = [Path(f).expanduser() for f in fonts]
     images = Path(kw["images"]).expanduser() if kw["images"] is not None else None
     seconds, fps = float(kw["seconds"]), float(kw["fps"])
     fps = int(fps) if fps.is_integer() else fps
     size, sr, seed = int(kw["size"]), int(kw["sr"]), int(kw["seed"])
     names = _check(
         kw["classes"], seconds, fps, size, sr, kw["clips_per_class"], kw["duets"],
-        kw["same_class"], seed, soundfont, images,
+        kw["same_class"], seed, soundfonts, images, holdout,
     )  # fmt: skip
     settings = {
         "seconds": seconds,
         "fps": fps,
         "size": size,
         "sr": sr,
-        "soundfont": str(soundfont.resolve()),
+        "soundfont": [str(f.absolute()) for f in soundfonts],
         "images": str(images.resolve()) if images is not None else None,
         "dataset_seed": seed,
+        "holdout": holdout,
     }
     jobs = _jobs(out, names, kw["clips_per_class"], kw["duets"], kw["same_class"], seed, settings)
     out.mkdir(parents=True, exist_ok=True)
@@ -1029,7 +1134,11 @@ def _synthesize(**kw: Any) -> tuple[list[dict[str, Any]], int]:
                 c: {
                     "program": CLASSES[c].program,
                     "bank": CLASSES[c].bank,
-                    "emoji": f"U+{CLASSES[c].emoji:04X}",
+                    "pictures": (
+                        pictures.holdout_pictures(c)
+                        if holdout in ("pictures", "both")
+                        else pictures.training_pictures(c)
+                    ),
                     "range": [CLASSES[c].low, CLASSES[c].high],
                 }
                 for c in names
@@ -1061,12 +1170,16 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
         "synth",
         help="make a MUSIC-like dataset of solo instrument videos",
         description=(
-            "Make a MUSIC-like dataset: solo videos of instruments (emoji pictures, or yours "
-            "with --images) playing random melodies rendered from a General MIDI SoundFont with "
-            "FluidSynth, on varied backgrounds with silent distractor objects. The instrument "
-            "moves with its own notes. Writes OUT/videos/<class>/<id>.mp4, lossless stems in "
-            "OUT/stems, and OUT/meta/<id>.json with per-frame boxes; duets go to OUT/duets. "
-            "A second run with the same settings keeps the clips already made."
+            "Make a MUSIC-like dataset: solo videos of instruments playing random melodies, "
+            "rendered with FluidSynth from one of three General MIDI SoundFonts with vibrato and "
+            "reverberation at random, drawn from a library of pictures (emoji of six makers, "
+            "icons; or yours with --images) in random poses, colours and light, partly hidden at "
+            "times, on textured backgrounds among silent objects, some of which move too. The "
+            "instrument moves with its own notes. Writes OUT/videos/<class>/<id>.mp4, lossless "
+            "stems in OUT/stems, and OUT/meta/<id>.json with per-frame boxes and where each "
+            "picture and sound came from; duets go to OUT/duets. --holdout makes test clips of "
+            "the pictures and sounds training never uses. A second run with the same settings "
+            "keeps the clips already made."
         ),
     )
     p.add_argument("out", metavar="OUT", help="output folder")
@@ -1075,7 +1188,7 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=40,
         metavar="N",
-        help="solo clips per class (default 40: 400 clips)",
+        help=f"solo clips per class (default 40: {40 * len(CLASSES)} clips)",
     )
     p.add_argument(
         "--seconds", type=float, default=10.0, metavar="S", help="clip length (default 10)"
@@ -1108,7 +1221,20 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--soundfont",
         metavar="PATH",
-        help=f"General MIDI SoundFont (.sf2) to render with (default {DEFAULT_SOUNDFONT})",
+        help=(
+            "General MIDI SoundFont (.sf2/.sf3) to render with, or several separated by commas "
+            f"(default: the training ones, {', '.join(TRAINING_SOUNDFONTS)})"
+        ),
+    )
+    p.add_argument(
+        "--holdout",
+        choices=HOLDOUT_KINDS,
+        help=(
+            "make held-out test clips, never used in training: 'pictures' draws the photo "
+            f"cut-outs of Debian's {pictures.HOLDOUT_PACKAGE} (only the classes it shows), "
+            f"'sounds' plays {HOLDOUT_SOUNDFONT} ({HOLDOUT_SOUNDFONT_PACKAGE}), 'both' both; "
+            "installs nothing: a missing package is an error naming it"
+        ),
     )
     p.add_argument(
         "--images",
@@ -1142,10 +1268,11 @@ def run(args: argparse.Namespace) -> int:
         duets=args.duets,
         same_class=args.same_class,
         seed=args.seed,
-        soundfont=args.soundfont,
+        soundfont=args.soundfont.split(",") if args.soundfont else None,
         images=args.images,
         workers=args.workers,
         progress=True,
+        holdout=args.holdout,
     )
     n_duets = sum(m["kind"] == "duet" for m in metas)
     kept = f", {len(metas) - made} already there" if made < len(metas) else ""
