@@ -21,22 +21,23 @@ and kept beside its index where `pixelplayer eval` keeps it (DIR/mixtures/, e.g.
 test-2mix-300-seed0-32767.json: `pixelplayer eval RUN --data DIR --n 300` scores the same
 mixtures), or in `--mixtures DIR`; a second call reads it back.
 
-Making the sets and running it (the generated sets from `pixelplayer data synth`, the real
-clips a folder of solo videos <class>/<id>.mp4, e.g. MUSIC's):
+Making the sets and running it: the training world with `bash scripts/main.sh` (or `data synth`
++ `data prepare`), then the test sets, each only tested on, made with another seed (the held-out
+ones draw other clip seeds anyway) and prepared with all clips in test.csv; the real clips are a
+folder of solo videos <class>/<id>.mp4 (MUSIC's), split by video and class:
 
-    pixelplayer data synth data/synth
-    pixelplayer data prepare data/synth/videos data/synth-prep
-    pixelplayer data synth data/ho-sounds --holdout sounds
-    pixelplayer data prepare data/ho-sounds/videos data/ho-sounds-prep
-    pixelplayer data synth data/ho-pictures --holdout pictures
-    pixelplayer data prepare data/ho-pictures/videos data/ho-pictures-prep
-    pixelplayer data synth data/ho-both --holdout both
-    pixelplayer data prepare data/ho-both/videos data/ho-both-prep
-    pixelplayer data prepare data/real-videos data/real-prep
-    python benchmarks/bench_generalize.py --run runs/finetuned --run runs/real-only \\
-        --in-dist data/synth-prep --holdout-sounds data/ho-sounds-prep \\
-        --holdout-pictures data/ho-pictures-prep --holdout-both data/ho-both-prep \\
-        --real data/real-prep --out generalize.json
+    for s in "in --clips 4" "sounds --clips 4 --holdout sounds" \
+             "pictures --clips 8 --holdout pictures" "both --clips 8 --holdout both"; do
+      set -- $s; name=$1; shift
+      pixelplayer data synth data/test-$name --seed 123 "$@"
+      pixelplayer data prepare data/test-$name/videos data/test-$name-prep --split 0,0,1
+    done
+    pixelplayer data prepare REAL_VIDEOS data/real-prep --split 0.6,0.15,0.25
+    python benchmarks/bench_generalize.py --run demo/run --in-dist data/test-in-prep \
+        --holdout-sounds data/test-sounds-prep --holdout-pictures data/test-pictures-prep \
+        --holdout-both data/test-both-prep
+    python benchmarks/bench_generalize.py --run runs/finetuned --run runs/real-only \
+        --real data/real-prep
 """
 
 from __future__ import annotations

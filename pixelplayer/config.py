@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import yaml
 from pixelplayer.data.dataset import SampleConfig
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.mixsep import SpecConfig
+
+PROJECTION_LRS = ("frame", "sound")
 
 
 @dataclass
@@ -41,6 +44,16 @@ class OptimConfig:
     amp: bool = True  # mixed precision: float16 on CUDA, bfloat16 on CPUs with native bf16
     grad_clip: float | None = None
     on_nan: str = "stop"  # a non-finite loss: stop (error) | skip (the batch, counted)
+    # the learning rate of the frame net's last layer (its projection to K channels): "frame"
+    # (lr_frame, with the rest of the frame net) or "sound" (lr_sound, as the reference code)
+    projection_lr: str = "frame"
+
+    def __post_init__(self):
+        if self.projection_lr not in PROJECTION_LRS:
+            raise ValueError(
+                f"projection_lr must be one of {', '.join(PROJECTION_LRS)}, "
+                f"not {self.projection_lr!r}"
+            )
 
 
 @dataclass
@@ -95,6 +108,18 @@ NONNEGATIVE = {
     "sample": {"stride_frames"},
     "train": {"epochs", "lr_decay_every", "workers", "seed", "lr_frame", "lr_sound", "lr_synth"},
 }
+# values that size memory: past these a run asks for gigabytes (frame_size 100000: 40 GB a frame)
+AT_MOST = {
+    "sample": {
+        "frame_size": 4096,
+        "sr": 384000,
+        "fps": 1000,
+        "audio_len": 1 << 24,
+        "num_frames": 1024,
+        "num_mix": 64,
+    },
+    "spec": {"n_fft": 1 << 16, "freq_rows": 1 << 14},
+}
 _KINDS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,)}
 
 
@@ -125,6 +150,13 @@ def _check_values(values: dict, cls, where: str) -> None:
         if not _fits(value, types[key]):
             raise PixelPlayerError(f"config key {where}{key} must be {types[key]}, not {value!r}")
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise PixelPlayerError(f"config key {where}{key}: {value!r} is not a finite number")
+            most = AT_MOST.get(section, {}).get(key)
+            if most is not None and value > most:
+                raise PixelPlayerError(
+                    f"config key {where}{key}: {value!r} is out of range; give at most {most}"
+                )
             if key in POSITIVE.get(section, ()) and value <= 0:
                 raise PixelPlayerError(f"config key {where}{key}: {value!r} must be > 0")
             if key in NONNEGATIVE.get(section, ()) and value < 0:

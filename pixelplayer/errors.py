@@ -5,6 +5,12 @@ class PixelPlayerError(Exception):
     """A problem with the user's input or environment, with a message that says what to do."""
 
 
+def printable(text: str) -> str:
+    """`text` with control characters escaped: a newline in a file name would break a
+    one-line message."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class MediaError(PixelPlayerError):
     """A media file that cannot be used: unreadable, missing a stream, too short or silent.
 
@@ -15,7 +21,5 @@ class MediaError(PixelPlayerError):
         self.path = str(path)
         self.reason = reason
         self.detail = detail
-        # control characters (a newline in a file name) would break the one-line message
-        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in self.path)
-        msg = f"{shown}: {reason}" + (f" ({detail})" if detail else "")
+        msg = f"{printable(self.path)}: {reason}" + (f" ({detail})" if detail else "")
         super().__init__(msg)

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from pixelplayer import checks
 from pixelplayer.config import Config, load_config
 from pixelplayer.data.dataset import (
     MixDataset,
@@ -205,9 +206,10 @@ def _threshold(text: str) -> float | None | str:
     if text in ("config", "none"):
         return None if text == "none" else text
     try:
-        return float(text)
+        value = float(text)
     except ValueError as exc:
         raise PixelPlayerError(f"--threshold {text!r}: give a number, 'none' or 'config'") from exc
+    return checks.number("--threshold", value, 0, 1)  # a probability: nan or 2 keep no bin
 
 
 def _loaded(run: str, build: Callable, *args, **kwargs):
@@ -223,6 +225,7 @@ def _loaded(run: str, build: Callable, *args, **kwargs):
 
 
 def run(args: argparse.Namespace) -> int:
+    checks.device(args.device)
     for flag, value in (
         ("--n", args.n),
         ("--num-mix", args.num_mix),
@@ -230,6 +233,10 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value < 1:
             raise PixelPlayerError(f"{flag} {value}: give at least 1")
+    checks.number("--n", args.n, 1, 1_000_000, integer=True)
+    checks.number("--num-mix", args.num_mix, 1, 64, integer=True)
+    checks.number("--batch-size", args.batch_size, 1, 65536, integer=True)
+    checks.number("--html", args.html, 0, 10_000, integer=True)
     cfg = load_config(Path(args.run) / "config.yaml") if args.run else Config()
     from_run = (
         _loaded(

@@ -14,6 +14,8 @@ from pixelplayer.oracles import binary_masks, ratio_masks
 
 EPS = 1e-10
 LOSSES = ("bce", "l1", "l2", "bce+ce")
+MASK_RULES = ("argmax", "half_mix")
+LOSS_NORMS = ("weight_sum", "mean")
 
 
 @dataclass
@@ -23,12 +25,21 @@ class SpecConfig:
     log_freq: bool = True  # warp the frequency axis to `freq_rows` log-spaced rows
     freq_rows: int = 256
     mask: str = "binary"  # binary | ratio
+    # which bins a binary mask gives a source: "argmax" = the bins where it is the loudest of
+    # the N (one-hot, exactly one source per bin); "half_mix" = where its magnitude exceeds half
+    # the mixture's, the reference code's rule (with 2 sources the dominant one; with more, a
+    # bin may go to none or to several). Ratio masks ignore it.
+    mask_rule: str = "argmax"
     # bce | l1 | l2 on each source's mask; bce+ce adds the cross-entropy of the softmax over
     # the N sources (the masks sharing out every bin, as `combine="softmax"` separates): +1.3
     # dB SDR for the CPU preset. The bce term keeps each source's sigmoid a mask on its own
     # (what `separate` hears a pixel by); cross-entropy alone leaves a shared offset free.
     loss: str = "bce"
     weighted: bool = True  # weight each bin by log1p(|mixture|), clamped (the paper's choice)
+    # "weight_sum" = the weighted loss divided by the sum of the weights (a weighted mean);
+    # "mean" = the mean over bins of weight x loss, the reference code's (its gradient is the
+    # other's times the mean weight)
+    loss_norm: str = "weight_sum"
     # how separation turns the N sources' logits into masks: "independent" = a sigmoid each
     # (the paper); "softmax" = the sources share out every bin (+0.8 dB SDR measured on a
     # CPU-preset model, whose independent masks overlap and leave gaps). Training is the same.
@@ -42,6 +53,14 @@ class SpecConfig:
             raise ValueError(f"mask must be 'binary' or 'ratio', not {self.mask!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if self.mask_rule not in MASK_RULES:
+            raise ValueError(
+                f"mask_rule must be one of {', '.join(MASK_RULES)}, not {self.mask_rule!r}"
+            )
+        if self.loss_norm not in LOSS_NORMS:
+            raise ValueError(
+                f"loss_norm must be one of {', '.join(LOSS_NORMS)}, not {self.loss_norm!r}"
+            )
         if self.combine not in ("independent", "softmax"):
             raise ValueError(f"combine must be 'independent' or 'softmax', not {self.combine!r}")
         if self.cell_weight < 0:
@@ -76,13 +95,19 @@ def targets(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, N, L) sources and (B, 1, R, T) mixture magnitude -> (masks, weights), both (B, N, R, T).
 
-    Masks are defined on the network's layout: binary = the source is the loudest of the N,
-    ratio = its share of the summed magnitudes. The same definitions give the oracles.
+    Masks are defined on the network's layout: binary = the source is the loudest of the N
+    (`mask_rule="argmax"`) or holds more than half the mixture's magnitude ("half_mix"), ratio =
+    its share of the summed magnitudes. The argmax and ratio definitions give the oracles.
     """
     b, n, length = audios.shape
     mags = stft(audios.reshape(b * n, length), cfg.n_fft, cfg.hop).abs()
     mags = cfg.to_net(mags.unsqueeze(1)).reshape(b, n, *mix_mag.shape[-2:])
-    masks = binary_masks(mags) if cfg.mask == "binary" else ratio_masks(mags)
+    if cfg.mask == "ratio":
+        masks = ratio_masks(mags)
+    elif cfg.mask_rule == "half_mix":
+        masks = (mags > 0.5 * mix_mag).to(mags.dtype)  # both warped the same way, as the reference
+    else:
+        masks = binary_masks(mags)
     if cfg.weighted:
         weight = torch.log1p(mix_mag).clamp(1e-3, 10.0).expand_as(masks)
     else:
@@ -97,7 +122,10 @@ def loss(
     cfg: SpecConfig,
     cells: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Weighted mean over every bin of every source; logits and masks are (B, N, R, T).
+    """The loss over every bin of every source; logits and masks are (B, N, R, T).
+
+    `cfg.loss_norm`: "weight_sum" divides the weighted sum by the sum of the weights (a weighted
+    mean); "mean" divides it by the number of bins (the mean of weight x loss, the reference's).
 
     cells: (B, N, P, R/p, T/p) logits of the P grid cells of each clip's picture on p x p
     blocks of bins (`PixelPlayer(cell_grid=...)`). Every cell is taught silence, BCE(cell, 0)
@@ -114,7 +142,14 @@ def loss(
         block_weight = F.avg_pool2d(weight.flatten(0, 1), pool).view(held.shape)
         quiet = (1 - held) * F.softplus(cells.float()).mean(dim=2)  # (B, N, R/p, T/p)
         total = total + cfg.cell_weight * pool * pool * (quiet * block_weight).sum()  # p^2 bins
-    return total / weight.sum()
+    return total / loss_denominator(weight, cfg)
+
+
+def loss_denominator(weight: torch.Tensor, cfg: SpecConfig) -> torch.Tensor:
+    """What `loss` divides the weighted sum by: the sum of the weights, or the number of bins."""
+    if cfg.loss_norm == "mean":
+        return torch.tensor(float(weight.numel()), device=weight.device)
+    return weight.sum()
 
 
 def _mask_loss(logits: torch.Tensor, masks: torch.Tensor, cfg: SpecConfig) -> torch.Tensor:

@@ -1,6 +1,9 @@
 """`pixelplayer separate`: separate and localize the sounds of a whole video with a trained run.
 
-The video is seen the way the network was trained, at the model's rates:
+The video is seen and heard as players show it (turned by its display matrix, so a phone's
+portrait video is portrait and points are pixels of that frame; the audio on the video's clock
+by its start time, from the stream that holds sound: see `audio.load_soundtrack`), and the way
+the network was trained, at the model's rates:
   frames  decoded at `sample.fps`, resized so the short side is `sample.frame_size` (the training
           scale, bilinear) and ImageNet-normalised as in training. Not cropped: the frame net is
           fully convolutional, so the whole frame keeps its aspect and every pixel has a cell of
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -42,10 +46,11 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from pixelplayer.audio import load_audio, resample, save_audio
+from pixelplayer import checks
+from pixelplayer.audio import downmix, load_soundtrack, resample, save_audio
 from pixelplayer.data import dataset
 from pixelplayer.data.dataset import SampleConfig
-from pixelplayer.errors import MediaError, PixelPlayerError
+from pixelplayer.errors import MediaError, PixelPlayerError, printable
 from pixelplayer.mixsep import logits_to_masks, masks_to_waves, network_input
 from pixelplayer.models.ame import AudioMotionEmbedding
 from pixelplayer.models.amnet import AMNet
@@ -201,11 +206,17 @@ def cell_of(x: float, y: float, width: int, height: int, grid: tuple[int, int]) 
     return min(h - 1, int(y * h / height)), min(w - 1, int(x * w / width))
 
 
+MAX_PIXEL = 1 << 20  # no video is wider or higher: a larger coordinate is a typo
+
+
 def parse_points(text: str | None, size: int = 2, option: str = "--points") -> list[tuple]:
-    """'x,y;x,y' -> [(x, y), ...]; with size=4, 'x0,y0,x1,y1;...' -> boxes."""
+    """'x,y;x,y' -> [(x, y), ...]; with size=4, 'x0,y0,x1,y1;...' -> boxes.
+
+    Coordinates are finite pixel numbers (inf, nan or 1e300 are refused, one line)."""
     if not text:
         return []
     points = []
+    form = "x,y;x,y" if size == 2 else "x0,y0,x1,y1;x0,y0,x1,y1"
     for part in text.replace(" ", "").split(";"):
         if not part:
             continue
@@ -213,10 +224,16 @@ def parse_points(text: str | None, size: int = 2, option: str = "--points") -> l
         try:
             if len(values) != size:
                 raise ValueError
-            points.append(tuple(int(round(float(v))) for v in values))
+            numbers = [float(v) for v in values]
         except ValueError:
-            form = "x,y;x,y" if size == 2 else "x0,y0,x1,y1;x0,y0,x1,y1"
             raise PixelPlayerError(f"{option} {text!r}: write pixels as '{form}'") from None
+        for v, x in zip(values, numbers, strict=True):
+            if not np.isfinite(x) or abs(x) > MAX_PIXEL:
+                raise PixelPlayerError(
+                    f"{option} {text!r}: {v} is not a pixel coordinate; give finite pixels "
+                    f"in 0..{MAX_PIXEL} as '{form}'"
+                )
+        points.append(tuple(int(round(x)) for x in numbers))
     return points
 
 
@@ -283,6 +300,11 @@ class VideoSeparation:
     # response, `pixelplayer.motion_map`), when the separator has one
     motion: np.ndarray | None = None
     seconds: float = 0.0  # processing time, writing the files included
+    # the soundtrack as players play it: which audio stream, where it starts on the video's
+    # clock (s; placed there), and what was done to read it (one line each)
+    audio_stream: int = 0
+    audio_offset: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def feature_grid(self) -> tuple[int, int]:
@@ -395,6 +417,7 @@ class Separator:
         progress: bool = True,
         map_fps: float | None = MAP_FPS,
         boxes: list[tuple[int, int, int, int]] | None = None,
+        audio_stream: int | None = None,
     ) -> VideoSeparation:
         """Separate the sounds of the video at `path`; with `out`, also write the files there.
 
@@ -403,6 +426,9 @@ class Separator:
         energy maps' visual features are at most 1 / map_fps s old (0: the windows' own frames
         only, fastest; None: every sampled frame, slowest; see the module notes). boxes:
         (x0, y0, x1, y1) pixel boxes to hear, pooled over the cells whose centre they hold.
+        audio_stream: which audio stream to hear (from 0; None: the first that holds sound).
+        The video is seen and heard as players show it: turned by its display matrix (points
+        and boxes are pixels of the turned frame), its audio placed on the video's clock.
         """
         start = time.perf_counter()
         path = Path(path)
@@ -410,6 +436,7 @@ class Separator:
             raise PixelPlayerError(f"--sources {sources}: give at least 1")
         if grid < 1:
             raise PixelPlayerError(f"grid {grid}: give at least 1")
+        checks.number("map_fps", map_fps, 0, 1000)
         info = probe(path)
         if not info.has_video:
             raise MediaError(path, "no video stream", "separate needs a video, not only sound")
@@ -421,7 +448,9 @@ class Separator:
         boxes = [tuple(int(v) for v in b) for b in (boxes or [])]
         check_boxes(boxes, info)
         s = self.sample
-        mix, _ = load_audio(path, sr=s.sr, mono=True)  # (L,); raises for silent audio
+        # (L,) on the video's clock; raises for silent audio
+        track = load_soundtrack(path, sr=s.sr, mono=True, stream=audio_stream)
+        mix = track.wav
         starts = window_starts(len(mix), s.audio_len, self.spec.hop)
         duration = max(info.duration, len(mix) / s.sr)
         bar = tqdm(
@@ -432,7 +461,7 @@ class Separator:
         )
         with bar, torch.inference_mode():
             want = self._wanted_frames(starts, duration, map_fps)
-            frames = self._frames(path, info, want, keep=out is not None, bar=bar)
+            frames = self._frames(path, info, want, out is not None, bar, duration)
             motion = None
             if self.ame is not None:
                 motion = motion_map(self.ame, np.stack(frames.gray), mix, self.device)
@@ -477,6 +506,9 @@ class Separator:
             boxes=boxes,
             box_waves=box_waves,
             motion=motion,
+            audio_stream=track.stream,
+            audio_offset=track.offset,
+            notes=track.notes,
         )
         result.seconds = time.perf_counter() - start
         if out is not None:
@@ -504,8 +536,11 @@ class Separator:
                     want.add(i)
         return want
 
-    def _frames(self, path: Path, info: MediaInfo, want: set, keep: bool, bar) -> _Frames:
-        """Decode every sampled frame once; run the frame net on the wanted ones."""
+    def _frames(
+        self, path: Path, info: MediaInfo, want: set, keep: bool, bar, until: float = 0.0
+    ) -> _Frames:
+        """Decode every sampled frame once (the last held up to `until` s, as players hold it
+        while the sound goes on); run the frame net on the wanted ones."""
         s = self.sample
         disp = display_size(info.width, info.height)
         net = net_frame_size(disp[0], disp[1], s.frame_size)
@@ -521,7 +556,7 @@ class Separator:
                 batch.clear()
                 batch_index.clear()
 
-        for i, frame in enumerate(iter_frames(path, s.fps, disp)):
+        for i, frame in enumerate(iter_frames(path, s.fps, disp, until)):
             count, last = i + 1, frame
             if keep:
                 shown.append(frame)
@@ -801,13 +836,15 @@ def highlight(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
 OUTPUT_FILES = {"sources": "source", "points": "point", "cells": "cell", "boxes": "box"}
 
 
-def _overlay_audio(path: Path) -> tuple[np.ndarray, int]:
-    """The original soundtrack at its own rate, (L, C) with C <= 2, for overlay.mp4."""
+def _overlay_audio(path: Path, stream: int | None = None) -> tuple[np.ndarray, int]:
+    """The original soundtrack at its own rate, on the video's clock, (L, C) with C <= 2,
+    for overlay.mp4."""
     import av
 
-    wav, sr = load_audio(path, sr=None, mono=False, allow_silent=True)
+    track = load_soundtrack(path, sr=None, mono=False, allow_silent=True, stream=stream)
+    wav, sr = track.wav, track.sr
     if wav.shape[1] > 2:
-        wav = wav.mean(axis=1, keepdims=True)
+        wav = downmix(wav)[0][:, None]
     rates = av.codec.Codec("aac", "w").audio_rates or []
     if rates and sr not in rates:  # AAC has a fixed list of rates
         wav, sr = resample(wav, sr, 44100), 44100
@@ -867,7 +904,7 @@ def write_outputs(
     for t0 in range(0, len(frames), 32):  # bounded float temporaries
         part = np.stack(frames[t0 : t0 + 32])
         overlay[t0 : t0 + 32] = blend_heat(part, levels[t0 : t0 + 32])
-    audio, audio_sr = _overlay_audio(video)
+    audio, audio_sr = _overlay_audio(video, r.audio_stream)
     write_video(out / "overlay.mp4", overlay, r.fps, audio, audio_sr)
     save_audio(out / "mixture.wav", r.mixture, sr)
 
@@ -926,6 +963,11 @@ def write_outputs(
         "width": r.width,
         "height": r.height,
         "duration": round(r.duration, 3),
+        "audio": {
+            "stream": r.audio_stream,
+            "offset": round(r.audio_offset, 4),
+            "notes": list(r.notes),
+        },
         "sr": sr,
         "fps": r.fps,
         "grid": list(r.feature_grid),
@@ -1001,6 +1043,12 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
         help="an AME or AMnet run: also map where the motion goes with the sound (motion.npy, "
         "motion.png); an AMnet --model maps it with its own embedding",
     )
+    p.add_argument(
+        "--audio-stream",
+        type=int,
+        metavar="N",
+        help="the audio stream to hear, from 0 (default: the first that holds sound)",
+    )
     p.add_argument("--checkpoint", default="best.pt", help="checkpoint in the run (best.pt)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -1008,15 +1056,15 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
 
 
 def _map_fps(text: str) -> float | None:
+    """'all' or a number; its range is checked with the other options (one line)."""
     if text == "all":
         return None
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        value = -1.0
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give frames per second (>= 0) or 'all'")
-    return value
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give frames per second (>= 0) or 'all'"
+        ) from None
 
 
 def output_dirs(videos: list[Path], out: str | None) -> list[Path]:
@@ -1043,24 +1091,61 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
+MAX_GRID = 64  # cells per side of the lattice: 4096 waveforms
+MAX_SOURCES = 64
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every number, the device and every output folder, before any work (one line each)."""
+    checks.number("--sources", args.sources, 1, MAX_SOURCES, integer=True)
+    checks.number("--grid", args.grid, 1, MAX_GRID, integer=True)
+    checks.number("--map-fps", args.map_fps, 0, 1000)
+    checks.number("--audio-stream", getattr(args, "audio_stream", None), 0, 1000, integer=True)
+    checks.device(args.device)
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, PixelPlayerError):
+        return str(exc)
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
 def run(args: argparse.Namespace) -> int:
     videos = [Path(v) for v in args.videos]
+    check_arguments(args)
     points = parse_points(args.points)
     boxes = parse_points(args.boxes, 4, "--boxes")
+    outs = output_dirs(videos, args.out)
+    for out in outs:  # before the model loads: a path in the way fails now, not after the work
+        checks.output_folder(out)
     separator = Separator.from_run(
         args.model, args.checkpoint, device=args.device, motion=args.motion
     )
-    for video, out in zip(videos, output_dirs(videos, args.out), strict=True):
-        r = separator.separate_video(
-            video,
-            sources=args.sources,
-            points=points,
-            out=out,
-            grid=args.grid,
-            progress=not args.no_progress,
-            map_fps=args.map_fps,
-            boxes=boxes,
-        )
+    failed: list[tuple[Path, str]] = []
+    for video, out in zip(videos, outs, strict=True):
+        try:
+            r = separator.separate_video(
+                video,
+                sources=args.sources,
+                points=points,
+                out=out,
+                grid=args.grid,
+                progress=not args.no_progress,
+                map_fps=args.map_fps,
+                boxes=boxes,
+                audio_stream=getattr(args, "audio_stream", None),
+            )
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            # one video: its error is the command's; several: the batch goes on past it
+            if len(videos) == 1 or getattr(args, "debug", False):
+                raise
+            failed.append((video, _failure(exc)))
+            print(f"pixelplayer: error: {failed[-1][1]}", file=sys.stderr)
+            continue
+        for note in r.notes:
+            print(f"{video}: note: {note}")
         print(
             f"{video}: {r.duration:.1f} s, {_count(len(r.source_waves), 'source')}, "
             f"{_count(len(r.points), 'point')}, {r.grid}x{r.grid} cells in {r.seconds:.1f} s "
@@ -1069,4 +1154,12 @@ def run(args: argparse.Namespace) -> int:
         page = _write_page(out)
         if page is not None:
             print(f"page: {page}")
+    if failed:
+        names = ", ".join(printable(str(v)) for v, _ in failed)
+        print(
+            f"pixelplayer: separated {len(videos) - len(failed)} of {len(videos)} videos; "
+            f"{len(failed)} failed: {names}",
+            file=sys.stderr,
+        )
+        return 1
     return 0

@@ -68,14 +68,22 @@ def pick_device(name: str | None = None) -> torch.device:
 
 
 def param_groups(model: torch.nn.Module, cfg: Config) -> list[dict]:
-    """The paper's learning rates: frame net slower than the sound net and synthesizer."""
-    lrs = {"frame": cfg.train.lr_frame, "sound": cfg.train.lr_sound, "synth": cfg.train.lr_synth}
+    """The paper's learning rates: frame net slower than the sound net and synthesizer.
+
+    train.projection_lr "sound" puts the frame net's last layer (`fc`, the projection to the K
+    channels) in a group of its own at the sound net's rate, as the reference code does;
+    "frame" leaves it in the frame group.
+    """
+    t = cfg.train
+    lrs = {"frame": t.lr_frame, "sound": t.lr_sound, "synth": t.lr_synth, "projection": t.lr_sound}
     groups: dict[str, list] = {k: [] for k in lrs}
     for name, p in model.named_parameters():
         if not p.requires_grad:  # frozen parts (AMnet's stage 1 and motion embedding)
             continue
-        part = name.split(".")[0]
-        key = next((k for k in lrs if part.startswith(k)), "sound")
+        part, _, rest = name.partition(".")
+        key = next((k for k in ("frame", "sound", "synth") if part.startswith(k)), "sound")
+        if key == "frame" and t.projection_lr == "sound" and rest.startswith("fc."):
+            key = "projection"
         groups[key].append(p)
     return [{"params": ps, "lr": lrs[k], "name": k} for k, ps in groups.items() if ps]
 
@@ -311,8 +319,9 @@ class EpochItems(Dataset):
 
 
 def _global_share(loss: torch.Tensor, weight: torch.Tensor) -> tuple[float, bool]:
-    """-> (factor, finite everywhere). The loss is a weighted mean; `loss * factor`, averaged
-    over ranks by DDP, is the weighted mean of the whole global batch, so a run on W processes
+    """-> (factor, finite everywhere). The loss is a sum over the local batch divided by
+    `weight.sum()` (the weights, or `mixsep.loss_denominator`'s count of bins); `loss * factor`,
+    averaged over ranks by DDP, is that of the whole global batch, so a run on W processes
     takes the same steps as one process with the same global batch. The non-finite check rides
     on the same all_reduce, so every rank skips (or stops on) the same batches."""
     finite = bool(torch.isfinite(loss))
@@ -501,7 +510,7 @@ def _train_masks(
                 else:
                     logits = net(mag, frames, **extra)  # (B/W, N, R, T)
             loss = mixsep.loss(logits.float(), masks, weight, cfg.spec, cells)
-            share, finite = _global_share(loss, weight)
+            share, finite = _global_share(loss, mixsep.loss_denominator(weight, cfg.spec))
             if finite:
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss * share).backward()
@@ -685,6 +694,9 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 def run(args: argparse.Namespace) -> int:
+    from pixelplayer.checks import device as check_device
+
+    check_device(args.device)  # before any work: a device this build lacks is one line
     overrides = list(args.set)
     if args.model and not args.config and not (Path(args.out) / "config.yaml").is_file():
         args.config = str(CONFIG_DIR / MODEL_PRESETS[args.model])

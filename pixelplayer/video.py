@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,13 +31,61 @@ class MediaInfo:
     height: int = 0
     sample_rate: int = 0
     channels: int = 0
+    # the display matrix, as players apply it: width and height above are the displayed ones
+    rotation: int = 0  # degrees clockwise, 0, 90, 180 or 270
+    flipped: bool = False  # mirrored left to right after the rotation
+    audio_streams: int = 0
+    audio_start: float = 0.0  # s the first audio stream starts after the video (< 0: before)
+
+
+def path_problem(path: str | Path) -> tuple[str, str] | None:
+    """Why `path` is not a readable regular file, as (reason, detail), or None when it is.
+
+    Names the kind of thing that stands there: a folder, a FIFO, a device, a socket, a broken
+    link or a link loop, so that "no such file" is said only of a path where nothing is.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "unreadable", "a symbolic link loop: the link points back at itself"
+        if path.is_symlink():
+            return "missing", f"a broken symbolic link (to {os.readlink(path)})"
+        if exc.errno == errno.EACCES:
+            return "unreadable", "permission denied: no access to the path"
+        if exc.errno == errno.ENOTDIR:
+            return "missing", "a part of the path is a file, not a folder"
+        return "missing", "no such file"
+    mode = st.st_mode
+    kinds = [
+        (stat.S_ISDIR, "a folder: give a file inside it"),
+        (stat.S_ISFIFO, "a FIFO (named pipe): save the stream to a file first"),
+        (stat.S_ISCHR, "a character device: give a video file"),
+        (stat.S_ISBLK, "a block device: give a video file"),
+        (stat.S_ISSOCK, "a socket: give a video file"),
+    ]
+    for test, what in kinds:
+        if test(mode):
+            return "not a file", what
+    if not stat.S_ISREG(mode):
+        return "not a file", "not a regular file: give a video file"
+    if not os.access(path, os.R_OK):
+        return "unreadable", "permission denied: the file cannot be read"
+    if st.st_size == 0:
+        return "unreadable", EMPTY_FILE
+    return None
+
+
+def check_file(path: str | Path) -> None:
+    """Raise MediaError naming what stands at `path` unless it is a readable, non-empty file."""
+    problem = path_problem(path)
+    if problem is not None:
+        raise MediaError(path, *problem)
 
 
 def _open(path: Path):
-    if not path.is_file():
-        raise MediaError(path, "missing", "no such file")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "unreadable", EMPTY_FILE)
+    check_file(path)
     try:
         return av.open(str(path))
     except Exception as exc:
@@ -67,36 +119,132 @@ def _stream_seconds(stream, container) -> float:
     return 0.0
 
 
+def stream_start(stream) -> float:
+    """When a stream starts on the container's clock, s (0 when the file does not say)."""
+    if stream.start_time is None or stream.time_base is None:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
+
+
+def video_start(container) -> float:
+    """The time of the first video frame on the container's clock: time 0 of the clip."""
+    return stream_start(container.streams.video[0]) if container.streams.video else 0.0
+
+
+# --- display matrix: how players turn the stored picture ------------------------------------
+
+IDENTITY = (1, 0, 0, 1)  # (a, b, c, d): x' = a x + c y, y' = b x + d y (FFmpeg's convention)
+
+
+def _display_matrix(frame) -> tuple[int, int, int, int]:
+    """The frame's display matrix as signs (a, b, c, d), each -1, 0 or 1; identity if none.
+
+    A rotation that is not a multiple of 90 degrees is taken to the nearest one.
+    """
+    try:
+        for side in frame.side_data:
+            if "DISPLAYMATRIX" in str(side.type):
+                m = struct.unpack("<9i", bytes(side)[:36])
+                a, b, c, d = m[0], m[1], m[3], m[4]
+                if abs(a) + abs(d) >= abs(b) + abs(c):
+                    return (1 if a >= 0 else -1, 0, 0, 1 if d >= 0 else -1)
+                return (0, 1 if b >= 0 else -1, 1 if c >= 0 else -1, 0)
+    except Exception:  # a damaged side-data block: show the frame as stored
+        return IDENTITY
+    return IDENTITY
+
+
+def _describe(matrix: tuple[int, int, int, int]) -> tuple[int, bool]:
+    """(degrees clockwise, mirrored) of a display matrix: what players do to the picture."""
+    marks = np.arange(6).reshape(2, 3)  # a picture whose corners tell every turn apart
+    shown = display(marks, matrix)
+    for k in range(4):
+        for flip in (False, True):
+            turned = np.rot90(marks, -k)
+            if flip:
+                turned = turned[:, ::-1]
+            if turned.shape == shown.shape and (turned == shown).all():
+                return 90 * k, flip
+    return 0, False
+
+
+def display(picture: np.ndarray, matrix: tuple[int, int, int, int]) -> np.ndarray:
+    """The (H, W, ...) picture as players show it under the display matrix (a view)."""
+    a, b, c, d = matrix
+    if b == 0 and c == 0:
+        out = picture
+        if a < 0:
+            out = out[:, ::-1]
+        if d < 0:
+            out = out[::-1]
+        return out
+    # transposed: the shown row is b * x and the shown column c * y of the stored (x, y)
+    out = picture.swapaxes(0, 1)
+    if b < 0:
+        out = out[::-1]
+    if c < 0:
+        out = out[:, ::-1]
+    return out
+
+
+def _first_frame_matrix(container, stream) -> tuple[int, int, int, int]:
+    """The display matrix of the first frame that decodes (identity when none does)."""
+    try:
+        for frame in container.decode(stream):
+            return _display_matrix(frame)
+    except Exception:  # the decode errors are reported where the frames are read
+        pass
+    return IDENTITY
+
+
 def probe(path: str | Path) -> MediaInfo:
-    """Streams, rates and duration of a media file, without decoding it."""
+    """Streams, rates and duration of a media file, as players show it.
+
+    Decodes one video frame only (its display matrix says how the picture is turned). width
+    and height are those shown; duration is the clip's length on the video's clock: the longer
+    of the picture and the first audio stream placed at its start time.
+    """
     path = Path(path)
     with _open(path) as c:
         info = MediaInfo(str(path), 0.0, bool(c.streams.video), bool(c.streams.audio))
         durations = []
+        origin = video_start(c)
+        if c.streams.audio:
+            a = c.streams.audio[0]
+            info.audio_streams = len(c.streams.audio)
+            info.sample_rate = a.codec_context.sample_rate or 0
+            info.channels = a.codec_context.channels if hasattr(a.codec_context, "channels") else 0
+            if not info.channels and a.codec_context.layout is not None:
+                info.channels = a.codec_context.layout.nb_channels
+            if c.streams.video:
+                info.audio_start = stream_start(a) - origin
+            durations.append(info.audio_start + _stream_seconds(a, c))
         if c.streams.video:
             v = c.streams.video[0]
             rate = v.average_rate or v.guessed_rate or v.base_rate
             info.fps = float(rate) if rate else 0.0
             info.width, info.height = v.codec_context.width, v.codec_context.height
             durations.append(_stream_seconds(v, c))
-        if c.streams.audio:
-            a = c.streams.audio[0]
-            info.sample_rate = a.codec_context.sample_rate or 0
-            info.channels = a.codec_context.channels if hasattr(a.codec_context, "channels") else 0
-            if not info.channels and a.codec_context.layout is not None:
-                info.channels = a.codec_context.layout.nb_channels
-            durations.append(_stream_seconds(a, c))
+            info.rotation, info.flipped = _describe(_first_frame_matrix(c, v))
+            if info.rotation in (90, 270):
+                info.width, info.height = info.height, info.width
         info.duration = max(durations) if durations else 0.0
     return info
 
 
 def iter_frames(
-    path: str | Path, fps: float = 8.0, size: tuple[int, int] | None = None
+    path: str | Path,
+    fps: float = 8.0,
+    size: tuple[int, int] | None = None,
+    until: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield RGB frames (H, W, 3) uint8 sampled at `fps`: frame k shows time k / fps.
 
     Works for any source frame rate, constant or variable: for each target time it yields the
-    latest decoded frame whose timestamp is not after it. `size` = (width, height) resizes.
+    latest decoded frame whose timestamp is not after it. Frames are turned as players show
+    them (the display matrix: a phone's portrait video is portrait). `size` = (width, height)
+    of the shown frame resizes. `until` (s): the last frame stays up to this time, as players
+    hold it while a longer soundtrack plays.
     """
     path = Path(path)
     with _open(path) as c:
@@ -107,14 +255,18 @@ def iter_frames(
         k = 0
         last = None  # the latest decoded frame, converted to RGB only if it is yielded
         rgb = None
+        matrix = None  # the first frame's: every frame is turned alike
+        t = 0.0
         try:
             for frame in c.decode(stream):
                 t = float(frame.pts * stream.time_base) if frame.pts is not None else k / fps
                 if stream.start_time is not None:
                     t -= float(stream.start_time * stream.time_base)
+                if matrix is None:
+                    matrix = _display_matrix(frame)
                 # emit every target time passed before this frame, showing the previous frame
                 while last is not None and k / fps < t - 1e-6:
-                    rgb = _to_rgb(last, size) if rgb is None else rgb
+                    rgb = _to_rgb(last, size, matrix) if rgb is None else rgb
                     yield rgb
                     k += 1
                 last, rgb = frame, None
@@ -126,21 +278,28 @@ def iter_frames(
             # a truncated file: keep what decoded cleanly
         if last is None:
             raise MediaError(path, "no video", "the video stream holds no frames")
-        end = _stream_seconds(stream, c)
+        end = max(_stream_seconds(stream, c), until or 0.0)
         # the last frame lasts until the stream's end (or one source frame at least)
         while k / fps < max(end, t + 1e-6) - 1e-6:
-            rgb = _to_rgb(last, size) if rgb is None else rgb
+            rgb = _to_rgb(last, size, matrix) if rgb is None else rgb
             yield rgb
             k += 1
 
 
-def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
-    """(H, W, 3) uint8 at `size` (width, height): FFmpeg scales and converts in one pass, so a
-    4K frame never exists as a full-size RGB array (25 MB each)."""
+def _to_rgb(frame, size: tuple[int, int] | None, matrix=IDENTITY) -> np.ndarray:
+    """(H, W, 3) uint8 as shown, at `size` (width, height): FFmpeg scales and converts in one
+    pass, so a 4K frame never exists as a full-size RGB array (25 MB each)."""
+    matrix = matrix or IDENTITY
     if size is None:
-        return frame.to_ndarray(format="rgb24")
-    width, height = size
-    return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="BILINEAR")
+        rgb = frame.to_ndarray(format="rgb24")
+    else:
+        width, height = size
+        if matrix[0] == 0:  # stored turned a quarter: scale to the stored shape
+            width, height = height, width
+        rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="BILINEAR")
+    if matrix == IDENTITY:
+        return rgb
+    return np.ascontiguousarray(display(rgb, matrix))
 
 
 def read_frames(

@@ -32,7 +32,8 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from pixelplayer.audio import load_audio, save_audio
+from pixelplayer import checks
+from pixelplayer.audio import load_audio, load_soundtrack, save_audio
 from pixelplayer.data.index import (
     LEGACY_FPS,
     SPLITS,
@@ -92,6 +93,7 @@ class _Task:
     sr: int
     short_side: int
     min_seconds: float
+    audio_stream: int | None = None  # None: the first audio stream that holds sound
 
 
 # --- one video (runs in a worker process) --------------------------------------------------
@@ -132,7 +134,9 @@ def _convert(task: _Task) -> dict:
     # a cheap early answer; the decoded length is checked again below
     if 0 < info.duration < task.min_seconds:
         raise MediaError(src, "too short", f"{info.duration:.2f} s < {task.min_seconds:g} s")
-    wav, _ = load_audio(src, sr=task.sr, mono=True)  # raises for unreadable or silent audio
+    # on the video's clock, from the stream that holds sound; raises for unreadable or silent
+    track = load_soundtrack(src, sr=task.sr, mono=True, stream=task.audio_stream)
+    wav = track.wav
     audio_seconds = len(wav) / task.sr
 
     tmp = out / ".tmp" / task.cls / f"{task.vid}.{os.getpid()}"
@@ -141,7 +145,8 @@ def _convert(task: _Task) -> dict:
     try:
         n = 0
         size = _frame_size(info.width, info.height, task.short_side)
-        for i, frame in enumerate(iter_frames(src, task.fps, size)):
+        # the last frame held while the sound goes on, as players hold it
+        for i, frame in enumerate(iter_frames(src, task.fps, size, until=audio_seconds)):
             Image.fromarray(frame).save(frame_path(tmp / "frames", i), quality=JPEG_QUALITY)
             n = i + 1
         # frames cover [0, n / fps): any window inside `duration` has both frames and audio
@@ -170,10 +175,20 @@ def _convert(task: _Task) -> dict:
         "duration": duration,
         "audio_seconds": audio_seconds,
         "video_seconds": video_seconds,
+        # how the soundtrack was read: which stream, where it starts on the video's clock
+        # (placed there: silence before it, or its part before the first frame cut), and
+        # what else was done (a mono mix that would cancel, a DC offset), one line each
+        "audio": {
+            "stream": track.stream,
+            "streams": track.streams,
+            "offset": round(track.offset, 4),
+            "notes": track.notes,
+        },
         "input": {
             "fps": info.fps,
-            "width": info.width,
+            "width": info.width,  # as shown: after the display rotation
             "height": info.height,
+            "rotation": info.rotation,
             "sample_rate": info.sample_rate,
             "channels": info.channels,
         },
@@ -322,6 +337,23 @@ def split_clips(
     return {s: sorted(v, key=lambda c: c.video_id) for s, v in out.items()}
 
 
+def check_numbers(
+    fps: float = 8.0,
+    sr: int = 11025,
+    short_side: int = 0,
+    min_seconds: float = 0.0,
+    workers: int | None = None,
+    audio_stream: int | None = None,
+) -> None:
+    """Every number of a prepare, finite and in range, or a one-line error naming it."""
+    checks.number("--fps", fps, 0, 1000, above=True)
+    checks.number("--sr", sr, 1000, 384000, integer=True)
+    checks.number("--short-side", short_side, 0, 4096, integer=True)
+    checks.number("--min-seconds", min_seconds, 0, 24 * 3600)
+    checks.number("--workers", workers, 1, 1024, integer=True)
+    checks.number("--audio-stream", audio_stream, 0, 1000, integer=True)
+
+
 def _check_split(split: Sequence[float]) -> tuple[float, float, float]:
     if len(split) != 3 or any(not math.isfinite(f) or f < 0 for f in split) or sum(split) <= 0:
         raise PixelPlayerError(
@@ -385,8 +417,12 @@ def prepare(
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    audio_stream: int | None = None,
 ) -> PrepareReport:
     """Convert every video under `videos_dir` into frames + audio in `out_dir`, with indexes.
+
+    Frames as players show them (turned by the display matrix), audio on the video's clock
+    from `audio_stream` (None: the first that holds sound); the done markers say what was done.
 
     Resumable: videos done by an earlier run (same settings) are skipped. Every file that
     cannot be used is listed in OUT/rejected.csv; none stops the run.
@@ -396,11 +432,8 @@ def prepare(
     split = _check_split(split)
     if not videos_dir.is_dir():
         raise PixelPlayerError(f"{videos_dir}: no such folder of videos")
-    if fps <= 0 or sr <= 0 or short_side < 0 or min_seconds < 0:
-        raise PixelPlayerError(
-            f"fps ({fps}) and sr ({sr}) must be > 0, short side ({short_side}) and "
-            f"min seconds ({min_seconds}) >= 0"
-        )
+    check_numbers(fps, sr, short_side, min_seconds, workers, audio_stream)
+    checks.output_folder(out, "OUT")
     if out.resolve().is_relative_to(videos_dir.resolve()):
         raise PixelPlayerError(f"{out}: the output folder must not be inside {videos_dir}")
     if (videos_dir / "synth.json").is_file() and (videos_dir / "videos").is_dir():
@@ -419,7 +452,9 @@ def prepare(
         if marker is not None:
             markers.append(marker)
         else:
-            todo.append(_Task(str(path), cls, vid, str(out), fps, sr, short_side, min_seconds))
+            todo.append(
+                _Task(str(path), cls, vid, str(out), fps, sr, short_side, min_seconds, audio_stream)
+            )
     skipped = len(markers)
     prepared = 0
     n_workers = worker_count(workers, len(todo))
@@ -494,6 +529,8 @@ def prepare_from_index(
     t0 = time.monotonic()
     out = Path(out_dir)
     split = _check_split(split)
+    check_numbers(fps, min_seconds=min_seconds, workers=workers)
+    checks.output_folder(out, "OUT")
     clips = parse_index(index_path)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, {"fps": fps, "from_index": str(Path(index_path).resolve())})
@@ -573,12 +610,20 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers", type=int, default=None, help="parallel processes (default: CPU count)"
     )
+    p.add_argument(
+        "--audio-stream",
+        type=int,
+        metavar="N",
+        help="the audio stream of every video, from 0 (default: the first that holds sound)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.from_index and args.videos:
         raise PixelPlayerError("give either VIDEOS or --from-index, not both")
+    if args.from_index and args.audio_stream is not None:
+        raise PixelPlayerError("--audio-stream chooses a video's stream: give it with VIDEOS")
     # what both ways of preparing share
     common = dict(
         fps=args.fps,
@@ -593,7 +638,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.videos:
             raise PixelPlayerError("give VIDEOS (a folder of videos) and OUT, or --from-index")
-        report = prepare(args.videos, args.out, sr=args.sr, short_side=args.short_side, **common)
+        report = prepare(
+            args.videos,
+            args.out,
+            sr=args.sr,
+            short_side=args.short_side,
+            audio_stream=args.audio_stream,
+            **common,
+        )
         print(
             f"prepared {report.prepared} videos, skipped {report.skipped} already done "
             f"({report.seconds:.1f} s) into {report.out_dir}"
