@@ -327,3 +327,21 @@ def test_one_bad_video_alone_is_one_line(run, tmp_path, capsys):
     bad = _gif(tmp_path / "b.gif")
     argv = ["separate", bad, "--model", run, "--out", tmp_path / "o"]
     _fails(capsys, argv, "b.gif: no audio stream")
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["data", "cache", "X", "--size=100000"], "--size"),
+        (["data", "cache", "X", "--sr=-1"], "--sr"),
+        (["data", "cache", "X", "--workers=0"], "--workers"),
+        (["data", "music", "--json", "X", "--out", "Y", "--limit=-1"], "--limit"),
+        (["data", "music", "--json", "X", "--out", "Y", "--max-height=0"], "--max-height"),
+    ],
+)
+def test_cache_and_music_numbers(argv, option, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing is made: refused before any work
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert option in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not any(tmp_path.iterdir())

@@ -302,3 +302,16 @@ def test_holdout_names_a_missing_package(tmp_path: Path, capsys, monkeypatch):
     assert main(["data", "synth", str(tmp_path / "b"), "--holdout", "sounds", *ARGS]) == 1
     err = capsys.readouterr().err
     assert "timgm6mb-soundfont" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("--seconds", "nan"), ("--seconds", "inf"), ("--fps", "-8"), ("--fps", "1e9"),
+     ("--size", "100000"), ("--sr", "4000"), ("--clips", "-1"), ("--seed", "-3")],
+)  # fmt: skip
+def test_numbers_out_of_range_are_one_line(tmp_path: Path, capsys, option: str, value: str):
+    argv = ["data", "synth", str(tmp_path / "out"), *ARGS]
+    assert main([*argv, f"{option}={value}"]) == 1
+    err = capsys.readouterr().err
+    assert option in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # refused before any work

@@ -41,6 +41,7 @@ import soundfile as sf
 from PIL import Image
 from tqdm import tqdm
 
+from pixelplayer import checks
 from pixelplayer.audio import resample
 from pixelplayer.data.index import SPLITS, Clip, frame_path, read_index, resolve_index
 from pixelplayer.errors import MediaError, PixelPlayerError
@@ -481,6 +482,9 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    checks.number("--size", args.size, 32, 4096, integer=True)
+    checks.number("--sr", args.sr, 1000, 192000, integer=True)
+    checks.number("--workers", args.workers, 1, 256, integer=True)
     folder, built = build_cache(args.path, args.size, args.sr, args.workers, args.force)
     cache = open_cache(folder)
     gb = (cache.frames_bytes + 2 * cache.audio_samples) / 1e9

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pixelplayer import checks
 from pixelplayer.data.index import VIDEO_SUFFIXES
 from pixelplayer.errors import PixelPlayerError
 
@@ -524,6 +525,8 @@ def add_arguments(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    checks.number("--limit", args.limit, 0, 1_000_000, integer=True)
+    checks.number("--max-height", args.max_height, 16, 8192, integer=True)
     report = download_music(
         args.json,
         args.out,

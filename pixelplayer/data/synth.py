@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from pixelplayer import checks
 from pixelplayer.audio import SILENCE_RMS, resample, rms, save_audio
 from pixelplayer.data import pictures
 from pixelplayer.errors import PixelPlayerError
@@ -1028,14 +1029,17 @@ def _check(
             head = f.read(12)
         if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
             raise PixelPlayerError(f"{font}: not a SoundFont 2 file (.sf2 or .sf3)")
-    if size < 32 or size % 2:
+    checks.number("--size", size, 32, 4096, integer=True)
+    if size % 2:
         raise PixelPlayerError(f"--size {size}: give an even number of pixels, at least 32")
-    if not 8000 <= sr <= 96000:
-        raise PixelPlayerError(f"--sr {sr}: give a sample rate from 8000 to 96000 Hz")
-    if fps <= 0 or seconds <= 0 or seconds * fps < 1:
-        raise PixelPlayerError("--seconds and --fps must be positive, with at least one frame")
-    if clips_per_class < 0 or duets < 0 or seed < 0:
-        raise PixelPlayerError("--clips, --duets and --seed must not be negative")
+    checks.number("--sr", sr, 8000, 96000, integer=True)
+    checks.number("--fps", fps, 0, 240, above=True)
+    checks.number("--seconds", seconds, 0, 3600, above=True)  # an hour: a clip, not a film
+    if seconds * fps < 1:
+        raise PixelPlayerError("--seconds and --fps must give at least one frame")
+    checks.number("--clips", clips_per_class, 0, 100_000, integer=True)
+    checks.number("--duets", duets, 0, 100_000, integer=True)
+    checks.number("--seed", seed, 0, 2**32 - 1, integer=True)
     if duets and len(names) < 2 and not same_class:
         raise PixelPlayerError("duets of different classes need two classes; or use --same-class")
     if images is not None:
