@@ -374,7 +374,7 @@ def collect_bases(
 
     The default threshold 0 keeps every basis: a class's dictionary must cover all the notes
     its instrument plays, and the bases the relation map ranks low are needed for that
-    (README: a threshold of 0.1 keeps 1-2 bases a video and loses 13 dB of SDR).
+    (docs/results.md: a threshold of 0.1 keeps 1-2 bases a video and loses 13 dB of SDR).
     """
     soft = torch.softmax(rel, dim=1)  # (V, M, L)
     num = labels.shape[1]

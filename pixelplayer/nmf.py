@@ -5,8 +5,8 @@ on V's device. It is the algorithm of scikit-learn's
 `NMF(beta_loss="kullback-leibler", solver="mu", init="random")`: the same divergence, the same
 alternating updates (W first, then H, as scikit-learn does) and the same initialisation scheme,
 so a run of either reaches the same divergence after the same number of iterations (up to the
-random draw: see tests/test_nmf.py). benchmarks/bench_nmf.py measures the speed-up (see the
-README for the figures); the four batched products of an iteration take nearly all of the time.
+random draw: see tests/test_nmf.py). benchmarks/bench_nmf.py measures the speed-up (figures in
+docs/results.md); the four batched products of an iteration take nearly all of the time.
 
 precision="bfloat16" runs the products in bfloat16 (V, and copies of W and H, rounded once
 per update; W and H themselves stay float32): CPUs with AVX512-BF16 or AMX and GPUs multiply

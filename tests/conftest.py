@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +57,18 @@ def untrained_run(folder: Path, overrides: list[str]) -> Path:
     save_config(cfg, folder / "config.yaml")
     save_checkpoint(folder / "best.pt", model, cfg.model, kwargs)
     return folder
+
+
+def prepare_quietly(argv: list[str]) -> tuple[dict[str, dict], str]:
+    """Run `pixelplayer data prepare` (argv after `pixelplayer`), its output captured; it must
+    exit 0 without a traceback. -> (OUT/rejected.csv rows by file name, what it printed)."""
+    from pixelplayer.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(argv)
+    assert code == 0, stderr.getvalue()
+    assert "Traceback" not in stdout.getvalue() + stderr.getvalue()
+    with open(Path(argv[3]) / "rejected.csv", newline="") as f:
+        rejected = {Path(r["path"]).name: r for r in csv.DictReader(f)}
+    return rejected, stdout.getvalue()

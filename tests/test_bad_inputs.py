@@ -9,10 +9,8 @@ the problem, with exit code 1 and no traceback; a batch records it in rejected.c
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import html
-import io
 import json
 import struct
 import tracemalloc
@@ -35,7 +33,7 @@ from pixelplayer.data.synth import DEFAULT_SOUNDFONT
 from pixelplayer.errors import MediaError
 from pixelplayer.separate import Separator
 from pixelplayer.video import iter_frames, probe
-from tests.conftest import untrained_run
+from tests.conftest import prepare_quietly, untrained_run
 
 SR = 11025  # the working rate of prepare and of the tiny model
 SECONDS = 1.5  # every clip that should work lasts this long
@@ -268,14 +266,8 @@ def prepared(media, tmp_path_factory) -> tuple[Path, dict[str, list[str]], str]:
     videos = media["empty.mp4"].parent.parent
     argv = ["data", "prepare", str(videos), str(out), "--workers", "1"]
     argv += ["--min-seconds", "1", "--short-side", str(SHORT_SIDE)]
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(argv)
-    assert code == 0, stderr.getvalue()
-    assert "Traceback" not in stdout.getvalue() + stderr.getvalue()
-    with open(out / "rejected.csv", newline="") as f:
-        rejected = {Path(r["path"]).name: r for r in csv.DictReader(f)}
-    return out, rejected, stdout.getvalue()
+    rejected, printed = prepare_quietly(argv)
+    return out, rejected, printed
 
 
 def prepared_source(out: Path, stem: str) -> Path:

@@ -9,9 +9,6 @@ the first is silent. See docs/reliability.md.
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -24,7 +21,7 @@ from PIL import Image
 from pixelplayer.audio import load_soundtrack, rms
 from pixelplayer.cli import main
 from pixelplayer.video import iter_frames, probe
-from tests.conftest import untrained_run
+from tests.conftest import prepare_quietly, untrained_run
 from tests.media_makers import FPS, H, W, marked_frames, tone, write_clip
 from tests.test_bad_inputs import TINY
 
@@ -105,14 +102,7 @@ def prepared(media, tmp_path_factory) -> tuple[Path, dict[str, dict]]:
     out = tmp_path_factory.mktemp("prepared")
     argv = ["data", "prepare", str(media["late_audio.mp4"].parent.parent), str(out)]
     argv += ["--workers", "1", "--min-seconds", "1", "--short-side", "32"]
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(argv)
-    assert code == 0, stderr.getvalue()
-    assert "Traceback" not in stdout.getvalue() + stderr.getvalue()
-    with open(out / "rejected.csv", newline="") as f:
-        rejected = {Path(r["path"]).name: r for r in csv.DictReader(f)}
-    return out, rejected
+    return out, prepare_quietly(argv)[0]
 
 
 def _marker(out: Path, name: str) -> dict:

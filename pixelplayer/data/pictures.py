@@ -14,6 +14,7 @@ cut-outs of Debian's tuxpaint-stamps-default, are never drawn for training: only
 
 from __future__ import annotations
 
+import colorsys
 import functools
 import io
 import json
@@ -68,6 +69,29 @@ ICON_SETS: dict[str, IconSet] = {
 }
 EMOJI_SOURCE = {"package": "debian:fonts-noto-color-emoji", "licence": "OFL-1.1", "maker": "Google"}
 
+# Noto Color Emoji code points of the classes and silent objects that have one
+EMOJI: dict[str, int] = {
+    "violin": 0x1F3BB,
+    "acoustic_guitar": 0x1F3B8,
+    "trumpet": 0x1F3BA,
+    "saxophone": 0x1F3B7,
+    "flute": 0x1FA88,
+    "accordion": 0x1FA97,
+    "piano": 0x1F3B9,
+    "banjo": 0x1FA95,
+    "drums": 0x1F941,
+    "french_horn": 0x1F4EF,
+    "chair": 0x1FA91,
+    "cactus": 0x1F335,
+    "books": 0x1F4DA,
+    "coffee": 0x2615,
+    "potted_plant": 0x1FAB4,
+    "light_bulb": 0x1F4A1,
+    "teddy_bear": 0x1F9F8,
+    "apple": 0x1F34E,
+    "couch_and_lamp": 0x1F6CB,
+    "framed_picture": 0x1F5BC,
+}
 # Icon names (the same in every set that has them) of each class and silent object
 CLASS_ICONS: dict[str, tuple[str, ...]] = {
     "violin": ("violin",),
@@ -146,9 +170,7 @@ def _icon_entry(data: dict, icon: str) -> dict | None:
 def training_pictures(name: str) -> list[str]:
     """Labels of every installed training picture of a class or silent object, in a fixed
     order: the emoji glyph first, then each installed Iconify set's icons."""
-    from pixelplayer.data.synth import CLASSES, DISTRACTORS
-
-    code = CLASSES[name].emoji if name in CLASSES else DISTRACTORS.get(name)
+    code = EMOJI.get(name)
     icons = CLASS_ICONS.get(name) or (DISTRACTOR_ICONS[name],)
     labels = [f"{EMOJI_PREFIX}{code:04X}"] if code is not None else []
     for set_name in ICON_SETS:
@@ -178,7 +200,7 @@ def source_of(label: str) -> dict[str, str]:
     if label.startswith(EMOJI_PREFIX):
         return dict(EMOJI_SOURCE)
     if label.startswith(ICONIFY_PREFIX):
-        s = ICON_SETS[label[len(ICONIFY_PREFIX) :].split("/")[0]]
+        s = ICON_SETS[_set_name(label)]
         return {"package": f"npm:{s.package}", "licence": s.licence, "maker": s.maker}
     if label.startswith(str(TUXPAINT_MUSIC)):
         return {"package": f"debian:{HOLDOUT_PACKAGE}", "licence": "GPL-2.0+", "maker": "Tux Paint"}
@@ -187,7 +209,11 @@ def source_of(label: str) -> dict[str, str]:
 
 def is_mono(label: str) -> bool:
     """A silhouette (one colour): the generator colours it."""
-    return label.startswith(ICONIFY_PREFIX) and ICON_SETS[label[8:].split("/")[0]].mono
+    return label.startswith(ICONIFY_PREFIX) and ICON_SETS[_set_name(label)].mono
+
+
+def _set_name(label: str) -> str:
+    return label[len(ICONIFY_PREFIX) :].split("/")[0]
 
 
 # --- drawing a label as an RGBA picture ----------------------------------------------------------
@@ -319,8 +345,6 @@ def random_pose(rng: np.random.Generator, mono: bool) -> dict[str, float | bool 
     }
     if mono:
         hsv = (rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(0.25, 0.85))
-        import colorsys
-
         pose["tint"] = [int(c * 255) for c in colorsys.hsv_to_rgb(*hsv)]
     return pose
 

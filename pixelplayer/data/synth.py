@@ -59,11 +59,10 @@ MIN_RENDER_SR = 22050  # render at least this fast, then resample: less aliasing
 
 @dataclass(frozen=True)
 class Instrument:
-    """One class: its General MIDI sound, its default picture and how it plays."""
+    """One class: its General MIDI sound and how it plays (its pictures: pictures.py)."""
 
     name: str
     program: int  # GM program 0-127; for percussion the drum kit in bank 128
-    emoji: int | None  # code point of its Noto Color Emoji picture (None: no such emoji)
     low: int  # natural MIDI note range, inclusive (unused for percussion)
     high: int
     style: str  # key of STYLES: note lengths, articulation, chords
@@ -81,37 +80,26 @@ class Instrument:
 CLASSES: dict[str, Instrument] = {
     i.name: i
     for i in (
-        Instrument("violin", 40, 0x1F3BB, 55, 88, "bowed"),
-        Instrument("acoustic_guitar", 24, 0x1F3B8, 40, 76, "plucked"),
-        Instrument("trumpet", 56, 0x1F3BA, 55, 82, "wind"),
-        Instrument("saxophone", 65, 0x1F3B7, 49, 80, "wind"),
-        Instrument("flute", 73, 0x1FA88, 60, 93, "wind"),
-        Instrument("accordion", 21, 0x1FA97, 53, 84, "reed"),
-        Instrument("piano", 0, 0x1F3B9, 40, 88, "keys"),
-        Instrument("banjo", 105, 0x1FA95, 48, 81, "plucked"),
-        Instrument("drums", 0, 0x1F941, 35, 81, "drums", percussion=True),
-        Instrument("french_horn", 60, 0x1F4EF, 41, 77, "wind"),
+        Instrument("violin", 40, 55, 88, "bowed"),
+        Instrument("acoustic_guitar", 24, 40, 76, "plucked"),
+        Instrument("trumpet", 56, 55, 82, "wind"),
+        Instrument("saxophone", 65, 49, 80, "wind"),
+        Instrument("flute", 73, 60, 93, "wind"),
+        Instrument("accordion", 21, 53, 84, "reed"),
+        Instrument("piano", 0, 40, 88, "keys"),
+        Instrument("banjo", 105, 48, 81, "plucked"),
+        Instrument("drums", 0, 35, 81, "drums", percussion=True),
+        Instrument("french_horn", 60, 41, 77, "wind"),
         # the other instruments of the MUSIC dataset that General MIDI has
-        Instrument("cello", 42, None, 36, 76, "bowed"),
-        Instrument("clarinet", 71, None, 50, 89, "wind"),
-        Instrument("tuba", 58, None, 28, 58, "wind"),
-        Instrument("xylophone", 13, None, 53, 96, "mallet"),
+        Instrument("cello", 42, 36, 76, "bowed"),
+        Instrument("clarinet", 71, 50, 89, "wind"),
+        Instrument("tuba", 58, 28, 58, "wind"),
+        Instrument("xylophone", 13, 53, 96, "mallet"),
     )
 }
 
 # Silent objects: everyday things that make no sound (no clocks, phones or speakers)
-DISTRACTORS: dict[str, int] = {
-    "chair": 0x1FA91,
-    "cactus": 0x1F335,
-    "books": 0x1F4DA,
-    "coffee": 0x2615,
-    "potted_plant": 0x1FAB4,
-    "light_bulb": 0x1F4A1,
-    "teddy_bear": 0x1F9F8,
-    "apple": 0x1F34E,
-    "couch_and_lamp": 0x1F6CB,
-    "framed_picture": 0x1F5BC,
-}
+DISTRACTORS = tuple(pictures.DISTRACTOR_ICONS)  # their pictures: pictures.py
 
 # How each family plays: note lengths in beats (with weights), the fraction of its length a
 # note sounds (staccato .. legato), how often it rests and how often it plays a chord.
@@ -1057,13 +1045,10 @@ def _check(
     needed = [] if images is not None else list(names)
     if images is None or not pictures.image_files(images / DISTRACTOR_DIR):
         needed += list(DISTRACTORS)
-    for name in needed:  # every picture drawn once now: a missing one fails before any work
+    for name in needed:  # a class or object with no installed picture fails before any work
         held = held_pictures and name in CLASSES
-        labels = pictures.holdout_pictures(name) if held else pictures.training_pictures(name)
-        if not labels:
+        if not (pictures.holdout_pictures(name) if held else pictures.training_pictures(name)):
             raise PixelPlayerError(f"no picture of {name} is installed (run scripts/setup.sh)")
-        for label in labels:
-            pictures.picture(label)
     return names
 
 
