@@ -42,7 +42,6 @@ class OptimConfig:
     workers: int | None = None  # DataLoader workers; None = min(4, cores - 1)
     seed: int = 0
     amp: bool = True  # mixed precision: float16 on CUDA, bfloat16 on CPUs with native bf16
-    grad_clip: float | None = None
     on_nan: str = "stop"  # a non-finite loss: stop (error) | skip (the batch, counted)
     # the learning rate of the frame net's last layer (its projection to K channels): "frame"
     # (lr_frame, with the rest of the frame net) or "sound" (lr_sound, as the reference code)

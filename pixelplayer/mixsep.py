@@ -13,7 +13,7 @@ from pixelplayer.audio import istft, stft, unwarp_logfreq, warp_logfreq
 from pixelplayer.oracles import binary_masks, ratio_masks
 
 EPS = 1e-10
-LOSSES = ("bce", "l1", "l2", "bce+ce")
+LOSSES = ("bce", "bce+ce")
 MASK_RULES = ("argmax", "half_mix")
 LOSS_NORMS = ("weight_sum", "mean")
 
@@ -30,7 +30,7 @@ class SpecConfig:
     # the mixture's, the reference code's rule (with 2 sources the dominant one; with more, a
     # bin may go to none or to several). Ratio masks ignore it.
     mask_rule: str = "argmax"
-    # bce | l1 | l2 on each source's mask; bce+ce adds the cross-entropy of the softmax over
+    # bce on each source's mask; bce+ce adds the cross-entropy of the softmax over
     # the N sources (the masks sharing out every bin, as `combine="softmax"` separates): +1.3
     # dB SDR for the CPU preset. The bce term keeps each source's sigmoid a mask on its own
     # (what `separate` hears a pixel by); cross-entropy alone leaves a shared offset free.
@@ -44,9 +44,6 @@ class SpecConfig:
     # (the paper); "softmax" = the sources share out every bin (+0.8 dB SDR measured on a
     # CPU-preset model, whose independent masks overlap and leave gaps). Training is the same.
     combine: str = "independent"
-    # weight of the `cell_grid` term (each cell's silence where its source is absent) against
-    # the clip masks' loss; 1 = the term averaged over the cells counts as one clip's mask
-    cell_weight: float = 1.0
 
     def __post_init__(self):
         if self.mask not in ("binary", "ratio"):
@@ -63,8 +60,6 @@ class SpecConfig:
             )
         if self.combine not in ("independent", "softmax"):
             raise ValueError(f"combine must be 'independent' or 'softmax', not {self.combine!r}")
-        if self.cell_weight < 0:
-            raise ValueError(f"cell_weight must be >= 0, not {self.cell_weight}")
 
     @property
     def bins(self) -> int:
@@ -116,33 +111,14 @@ def targets(
 
 
 def loss(
-    logits: torch.Tensor,
-    masks: torch.Tensor,
-    weight: torch.Tensor,
-    cfg: SpecConfig,
-    cells: torch.Tensor | None = None,
+    logits: torch.Tensor, masks: torch.Tensor, weight: torch.Tensor, cfg: SpecConfig
 ) -> torch.Tensor:
     """The loss over every bin of every source; logits and masks are (B, N, R, T).
 
     `cfg.loss_norm`: "weight_sum" divides the weighted sum by the sum of the weights (a weighted
     mean); "mean" divides it by the number of bins (the mean of weight x loss, the reference's).
-
-    cells: (B, N, P, R/p, T/p) logits of the P grid cells of each clip's picture on p x p
-    blocks of bins (`PixelPlayer(cell_grid=...)`). Every cell is taught silence, BCE(cell, 0)
-    averaged over the cells, on the share of each block its source does not hold, weighted as
-    the block's bins: a source absent from a bin is absent from every cell of its picture (a
-    negative bag's instances are all negative), so background and silent objects learn quiet
-    from every clip. (Teaching the loudest cell the held share as well, the positive half of
-    the rule, lit the background: 61.5 % instead of 76.3 % of cells placed right.)
     """
-    total = (_mask_loss(logits, masks, cfg) * weight).sum()
-    if cells is not None:
-        pool = masks.shape[-1] // cells.shape[-1]
-        held = F.avg_pool2d(masks.flatten(0, 1), pool).view(cells[:, :, 0].shape)
-        block_weight = F.avg_pool2d(weight.flatten(0, 1), pool).view(held.shape)
-        quiet = (1 - held) * F.softplus(cells.float()).mean(dim=2)  # (B, N, R/p, T/p)
-        total = total + cfg.cell_weight * pool * pool * (quiet * block_weight).sum()  # p^2 bins
-    return total / loss_denominator(weight, cfg)
+    return (_mask_loss(logits, masks, cfg) * weight).sum() / loss_denominator(weight, cfg)
 
 
 def loss_denominator(weight: torch.Tensor, cfg: SpecConfig) -> torch.Tensor:
@@ -154,13 +130,10 @@ def loss_denominator(weight: torch.Tensor, cfg: SpecConfig) -> torch.Tensor:
 
 def _mask_loss(logits: torch.Tensor, masks: torch.Tensor, cfg: SpecConfig) -> torch.Tensor:
     """(B, N, R, T) logits against masks -> the loss of every bin, (B, N, R, T)."""
-    if cfg.loss in ("bce", "bce+ce"):
-        per_bin = F.binary_cross_entropy_with_logits(logits, masks, reduction="none")
-        if cfg.loss == "bce+ce":
-            per_bin = per_bin - masks * torch.log_softmax(logits, dim=1)
-        return per_bin
-    diff = torch.sigmoid(logits) - masks
-    return diff.abs() if cfg.loss == "l1" else diff.square()
+    per_bin = F.binary_cross_entropy_with_logits(logits, masks, reduction="none")
+    if cfg.loss == "bce+ce":
+        per_bin = per_bin - masks * torch.log_softmax(logits, dim=1)
+    return per_bin
 
 
 def logits_to_masks(

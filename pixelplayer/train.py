@@ -477,7 +477,6 @@ def _train_masks(
             config=cfg.to_dict(),
         )
 
-    with_cells = bool(getattr(model, "cell_grid", 0))  # the cells' loss (mixsep.loss)
     while state["epoch"] < t.epochs and state["seconds"] < budget:
         epoch = state["epoch"]
         for g, lr in zip(optimizer.param_groups, base_lrs, strict=True):
@@ -504,19 +503,12 @@ def _train_masks(
                 spec, mag = mixsep.network_input(mix, cfg.spec)
                 masks, weight = mixsep.targets(audios, mag, cfg.spec)
                 extra = model_inputs(model, batch, dev)
-                cells = None
-                if with_cells:
-                    logits, cells = net(mag, frames, cells=True, **extra)
-                else:
-                    logits = net(mag, frames, **extra)  # (B/W, N, R, T)
-            loss = mixsep.loss(logits.float(), masks, weight, cfg.spec, cells)
+                logits = net(mag, frames, **extra)  # (B/W, N, R, T)
+            loss = mixsep.loss(logits.float(), masks, weight, cfg.spec)
             share, finite = _global_share(loss, mixsep.loss_denominator(weight, cfg.spec))
             if finite:
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss * share).backward()
-                if t.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
                 state["step"] += 1

@@ -218,7 +218,7 @@ BAD_CONFIGS = {
     "train:\n  batchsize: 3\n": "unknown config key train.batchsize; valid keys in train:",
     "trian:\n  batch_size: 3\n": "unknown config key trian; valid keys: model, model_kwargs",
     "modle: pixelplayer\n": "valid keys: model, model_kwargs, frame_weights, sample, spec, train",
-    "train:\n  grad_clip: many\n": "'many' is not a number",
+    "train:\n  momentum: many\n": "'many' is not a number",
     "train:\n  seed: many\n": "train.seed must be int, not 'many'",
     "train:\n  val_every: true\n": "train.val_every must be int, not True",
     "train:\n  lr_steps: 10\n": "train.lr_steps must be list[int], not 10",

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from pixelplayer.errors import PixelPlayerError
-from pixelplayer.mixsep import SpecConfig, loss
 from pixelplayer.models import (
     FrameNet,
     InnerProd,
@@ -21,7 +20,6 @@ from pixelplayer.models import (
     load_torchvision_weights,
     save_checkpoint,
 )
-from pixelplayer.models.pixelplayer import CELL_POOL
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -353,105 +351,3 @@ def test_log_floor_sets_the_input_range():
         model.sound_features(mag)
     assert seen[1e-10].min() == pytest.approx(np.log(1e-10), rel=1e-4)
     assert seen[1e-3].min() == pytest.approx(np.log(1e-3), rel=1e-4)
-
-
-def test_mask_pool_takes_the_loudest_region():
-    torch.manual_seed(0)
-    kw = {"k": 4, "frame": {"width": 8, "stages": 2}, "sound": {"ngf": 4, "levels": 5}}
-    net = PixelPlayer(**kw).eval()
-    mag = torch.rand(2, 1, 64, 32)
-    frames = torch.randint(0, 256, (2, 2, 3, 2, 64, 64), dtype=torch.uint8)
-    with torch.no_grad():
-        pooled = net(mag, frames)
-        net.mask_pool = 1  # one region: the max-pooled vector, exactly the paper's rule
-        assert torch.allclose(net(mag, frames), pooled, atol=1e-5)
-        net.mask_pool = 2
-        regions = net(mag, frames)  # (B, N, F, T)
-        pixels = torch.nn.functional.adaptive_max_pool2d(net.pixel_features(frames[:, 1]), 2)
-        each = net.synth.forward_pixels(pixels, net.sound_features(mag))  # (B, 2, 2, F, T)
-    assert regions.shape == pooled.shape
-    assert torch.allclose(regions[:, 1], each.flatten(1, 2).amax(1), atol=1e-5)
-    with pytest.raises(ValueError, match="mask_pool"):
-        PixelPlayer(**kw, mask_pool=-1)
-
-    # pool_blocks: each 8x8 block of bins takes the whole mask of the region whose mean logit
-    # is highest there, and the gradient reaches only that region
-    net.mask_pool, net.pool_blocks = 3, True
-    vis = torch.nn.functional.adaptive_max_pool2d(net.pixel_features(frames[:, 0]), 3)
-    vis = vis.detach().requires_grad_()
-    sound = net.sound_features(mag).detach()
-    coarse = torch.nn.functional.avg_pool2d(sound, CELL_POOL)
-    got = net._loudest_per_block(vis, sound, coarse)  # (B, 1, F, T)
-    full = net.synth.forward_pixels(vis, sound).flatten(1, 2)  # (B, 9, F, T)
-    pick = torch.nn.functional.avg_pool2d(full, CELL_POOL).argmax(1)  # (B, F/8, T/8)
-    up = pick.repeat_interleave(CELL_POOL, 1).repeat_interleave(CELL_POOL, 2)
-    torch.testing.assert_close(got[:, 0], full.gather(1, up[:, None])[:, 0])
-    got[0, 0, :CELL_POOL, :CELL_POOL].sum().backward()
-    grad = vis.grad[0].flatten(1).abs().sum(0)  # (9,) per region
-    assert grad[pick[0, 0, 0]] > 0 and (grad > 0).sum() == 1
-    # pool_top=k: the mean of the k loudest regions' logits, each of them taught
-    net.pool_top = 2
-    vis.grad = None
-    got = net._loudest_per_block(vis, sound, coarse)
-    two = torch.nn.functional.avg_pool2d(full, CELL_POOL).topk(2, dim=1).indices  # (B, 2, f, t)
-    up = two.repeat_interleave(CELL_POOL, 2).repeat_interleave(CELL_POOL, 3)
-    torch.testing.assert_close(got[:, 0], full.gather(1, up).mean(1))
-    got[0, 0, :CELL_POOL, :CELL_POOL].sum().backward()
-    assert (vis.grad[0].flatten(1).abs().sum(0) > 0).sum() == 2
-    with torch.no_grad():
-        assert net(mag, frames).shape == pooled.shape
-    with pytest.raises(ValueError, match="pool_top"):
-        PixelPlayer(**kw, pool_top=0)
-    with pytest.raises(ValueError, match="pool_blocks needs mask_pool"):
-        PixelPlayer(**kw, pool_blocks=True)  # would be ignored
-    with pytest.raises(ValueError, match="pool_top > 1 needs pool_blocks"):
-        PixelPlayer(**kw, mask_pool=3, pool_top=4)
-    with pytest.raises(ValueError, match="divisible"):
-        net(torch.rand(2, 1, 64, 36), frames)
-
-
-def test_cell_grid_teaches_every_cell_quiet_where_its_source_is_absent():
-    torch.manual_seed(0)
-    kw = {"k": 4, "frame": {"width": 8, "stages": 2}, "sound": {"ngf": 4, "levels": 5}}
-    net = PixelPlayer(**kw, cell_grid=2).eval()
-    mag = torch.rand(2, 1, 64, 32)
-    frames = torch.randint(0, 256, (2, 2, 3, 2, 64, 64), dtype=torch.uint8)
-    with torch.no_grad():
-        logits, cells = net(mag, frames, cells=True)
-        assert torch.allclose(logits, net(mag, frames), atol=1e-5)  # the clips' masks unchanged
-        coarse = torch.nn.functional.avg_pool2d(net.sound_features(mag), CELL_POOL)
-        pixels = torch.nn.functional.adaptive_max_pool2d(net.pixel_features(frames[:, 1]), 2)
-        each = net.synth.forward_pixels(pixels, coarse).flatten(1, 2)  # (B, 4, 8, 4)
-    assert cells.shape == (2, 2, 4, 64 // CELL_POOL, 32 // CELL_POOL)
-    assert torch.allclose(cells[:, 1], each, atol=1e-5)
-    # the clip's vector is pooled as frame_features pools it, also when that is a mean
-    avg = PixelPlayer(**{**kw, "frame": {**kw["frame"], "pool": "avg"}}, cell_grid=2).eval()
-    with torch.no_grad():
-        assert torch.allclose(avg(mag, frames, cells=True)[0], avg(mag, frames), atol=1e-5)
-
-    # softplus(cell) = BCE(cell, 0), averaged over the cells, on each block's share not held
-    spec = SpecConfig(loss="bce")
-    masks = (torch.rand(2, 2, 64, 32) > 0.5).float()
-    masks[0, 0, :8, :8] = 1.0  # source 0 of item 0 holds the whole first block
-    masks[0, 0, :8, 8:16] = 0.0  # and none of the second
-    weight = torch.rand(2, 1, 64, 32).expand_as(masks)
-    cells = torch.randn(2, 2, 4, 8, 4, requires_grad=True)
-    added = loss(logits, masks, weight, spec, cells) - loss(logits, masks, weight, spec)
-    held = torch.nn.functional.avg_pool2d(masks, CELL_POOL)
-    block_weight = torch.nn.functional.avg_pool2d(weight, CELL_POOL)
-    quiet = (1 - held) * torch.nn.functional.softplus(cells).mean(2)
-    expected = CELL_POOL**2 * (quiet * block_weight).sum() / weight.sum()
-    torch.testing.assert_close(added, expected)
-    heavier = SpecConfig(loss="bce", cell_weight=3.0)
-    stronger = loss(logits, masks, weight, heavier, cells) - loss(logits, masks, weight, heavier)
-    torch.testing.assert_close(stronger, 3.0 * expected)  # spec.cell_weight scales the term
-    with pytest.raises(ValueError, match="cell_weight"):
-        SpecConfig(cell_weight=-1.0)
-    added.backward()
-    grad = cells.grad[0, 0]  # (P, 8, 4)
-    assert (grad[:, 0, 0] == 0).all()  # a block the source holds teaches its cells nothing
-    assert (grad[:, 0, 1] > 0).all()  # one it does not hold pushes every cell down
-    with pytest.raises(ValueError, match="cell_grid"):
-        PixelPlayer(**kw)(mag, frames, cells=True)
-    with pytest.raises(ValueError, match="divisible"):
-        net(torch.rand(2, 1, 64, 36), frames, cells=True)

@@ -197,7 +197,7 @@ class FrameNet(nn.Module):
     reference's img_pool='maxpool', img_activation='sigmoid').
 
     k: feature channels K. width: ResNet base width (64 = ResNet-18). pretrained: path of a
-    torchvision ResNet-18 state dict (width 64 only). pool: 'max' (paper) or 'avg'.
+    torchvision ResNet-18 state dict (width 64 only).
     stages: residual stages kept (4 = the paper). Fewer stages bound each cell's receptive
     field (stages 2: 99 px, output stride 8) where the full net's (~435 px) spans the whole
     frame: trained from scratch, the full net puts every class's evidence on the border cells
@@ -209,17 +209,14 @@ class FrameNet(nn.Module):
         k: int = 32,
         width: int = 64,
         pretrained: str | None = None,
-        pool: str = "max",
         stages: int = 4,
     ):
         super().__init__()
-        if pool not in ("max", "avg"):
-            raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
         if stages not in (1, 2, 3, 4):
             raise ValueError(f"stages must be 1 to 4, got {stages}")
         if pretrained is not None and width != 64:
             raise PixelPlayerError(f"pretrained ResNet-18 weights need width=64, got width={width}")
-        self.k, self.width, self.pool, self.stages = k, width, pool, stages
+        self.k, self.width, self.stages = k, width, stages
         resnet = ResNet18(width)
         if pretrained is not None:
             load_torchvision_weights(resnet, pretrained)
@@ -246,9 +243,7 @@ class FrameNet(nn.Module):
 
     def pool_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """Raw per-pixel features (B, K, T, h, w) -> pooled, activated (B, K) in (0, 1)."""
-        x = pixels.flatten(2)  # (B, K, T*h*w)
-        x = x.amax(dim=2) if self.pool == "max" else x.mean(dim=2)
-        return torch.sigmoid(x)
+        return torch.sigmoid(pixels.flatten(2).amax(dim=2))  # over T*h*w
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> (B, K): max over time and space, then sigmoid."""

@@ -1,17 +1,22 @@
 """`pixelplayer <verb>`: a thin layer that parses arguments and calls the library.
 
-Every verb is callable in-process as `main([...])`, which returns the exit code. Errors the
-user can act on (`PixelPlayerError`) print as one line; `--debug` shows the traceback.
+One module per verb (`pixelplayer.cli.<verb>`, each with `add_arguments(subparsers)`) parses
+and calls; the work lives in the library. Every verb is callable in-process as `main([...])`,
+which returns the exit code. Errors the user can act on (`PixelPlayerError`) print as one line;
+`--debug` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from pixelplayer import __version__
 from pixelplayer.errors import PixelPlayerError
+
+VERBS = ("data", "train", "evaluate", "separate")  # pixelplayer.cli.<verb> modules, in --help order
 
 DESCRIPTION = """\
 Visually guided sound separation and localization (PixelPlayer, AMnet, AV-MIML + NMF).
@@ -31,24 +36,6 @@ AMnet, after PixelPlayer (its appearance stage):
 """
 
 
-def _add_data(sub: argparse._SubParsersAction) -> None:
-    from pixelplayer.data import cache, info, music, prepare, synth
-
-    p = sub.add_parser(
-        "data",
-        help="make, prepare and inspect datasets",
-        description="Make, prepare and inspect datasets of videos.",
-    )
-    dsub = p.add_subparsers(
-        dest="data_verb", metavar="{synth,prepare,info,music,cache}", required=True
-    )
-    synth.add_arguments(dsub)
-    prepare.add_arguments(dsub)
-    info.add_arguments(dsub)
-    music.add_arguments(dsub)
-    cache.add_arguments(dsub)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixelplayer",
@@ -58,11 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pixelplayer {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
-    _add_data(sub)
-    for name in ("train", "evaluate", "separate"):
+    for name in VERBS:
         # a verb whose module does not import is an installation error to see, not to hide
-        module = __import__(f"pixelplayer.{name}", fromlist=["add_arguments"])
-        module.add_arguments(sub)
+        importlib.import_module(f"pixelplayer.cli.{name}").add_arguments(sub)
     return parser
 
 
