@@ -3,7 +3,7 @@
     python benchmarks/bench_ame.py [--data /work/exp/prepared] [--out RUN] [--trials 1000]
                                    [--set train.max_minutes=5 ...]
 
-Trains `configs/ame.yaml` into RUN (resumes an unfinished run), then asks, for a fixed seeded
+Trains `ame` into RUN (resumes an unfinished run), then asks, for a fixed seeded
 list of windows of the held-out test clips: is the window's aligned audio closer to its motion
 embedding than the same clip's audio shifted by at least `min_shift` (1 s)? Prints one line.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from pixelplayer.ame import TEST_TRIALS, score_run, train_ame
 from pixelplayer.config import load_config
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ame.yaml"
+CONFIG = "ame"
 TARGET = 0.90
 
 

@@ -1,7 +1,7 @@
 """Time the training data loader with the decoded-clip cache and without, at a config's preset.
 
     python benchmarks/bench_loader.py --data PREPARED [--batches 20] [--step-seconds 0.9]
-        [--config configs/pixelplayer-cpu.yaml] [--workers N]
+        [--config pixelplayer-cpu] [--workers N]
 
 Builds PREPARED's cache first when it has none for the config's frame_size and sr (in place:
 PREPARED/cache/). Then draws training mixtures through a DataLoader as `pixelplayer train` does
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="prepared folder (its cache is built here)")
     parser.add_argument("--batches", type=int, default=20, help="timed batches (default 20)")
     parser.add_argument("--step-seconds", type=float, default=0.9, help="training step time")
-    parser.add_argument("--config", default="configs/pixelplayer-cpu.yaml")
+    parser.add_argument("--config", default="pixelplayer-cpu")
     parser.add_argument("--workers", type=int, default=None, help="default: as training")
     args = parser.parse_args()
     cfg = load_config(args.config)

@@ -4,7 +4,7 @@
                                     [--set model_kwargs.label_noise=0.2 ...] [--denoise 16]
                                     [--pixelplayer PP_RUN]
 
-Trains `configs/miml.yaml` with the dataset-labels labeler (resumes when RUN holds the run),
+Trains `miml` with the dataset-labels labeler (resumes when RUN holds the run),
 then runs `pixelplayer eval RUN --n N` for miml, exemplar, unmatched and gaussian, the NMF +
 MFCC + k-means baseline and the oracles on the same mixtures, and prints one line per
 separator: mean SDR, SIR, SAR, NSDR in dB, then AV-MIML's margin over NMF + k-means. With
@@ -27,7 +27,7 @@ import torch
 from pixelplayer.cli import main as cli
 from pixelplayer.miml import SEPARATORS
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "miml.yaml"
+CONFIG = "miml"
 
 
 def denoise_line(run: Path, data: Path, count: int) -> str:

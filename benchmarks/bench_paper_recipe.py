@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 
 import torch
 
@@ -36,7 +35,7 @@ from pixelplayer.config import load_config
 from pixelplayer.precision import amp_dtype, autocast
 from pixelplayer.train import build_model, make_optimizer
 
-PAPER = Path(__file__).resolve().parents[1] / "configs" / "pixelplayer-paper.yaml"
+PAPER = "pixelplayer-paper"
 RECIPES = {
     "before": ["spec.mask_rule=argmax", "spec.loss_norm=weight_sum", "train.projection_lr=frame"],
     "after": [],

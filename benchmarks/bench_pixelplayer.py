@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pixelplayer.cli import main as cli
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pixelplayer-cpu.yaml"
+CONFIG = "pixelplayer-cpu"
 # every row trains with the paper's loss on each source's mask, whatever the preset's
 TABLE1 = {
     f"{mask}, {scale}": [f"spec.mask={mask}", f"spec.log_freq={scale == 'log'}", "spec.loss=bce"]

@@ -3,7 +3,7 @@
     python benchmarks/bench_separate.py [--work DIR] [--seconds 60] [--map-fps F|all]
     python benchmarks/bench_separate.py --run RUN --duets DIR [--limit N]
 
-Speed (always): the paper-size PixelPlayer (configs/pixelplayer-paper.yaml, 41.6M parameters,
+Speed (always): the paper-size PixelPlayer (pixelplayer-paper, 41.6M parameters,
 random weights: speed does not depend on training) in a temporary run folder separates a
 synthetic 320x240, 25 fps video with a tone, `--sources 2`. Timed after start-up (model load
 and one warm-up call on a short clip). Target: under 0.15x real time (60 s in under 9 s) on two
@@ -51,7 +51,7 @@ from pixelplayer.separate import MAP_FPS, Separator
 from pixelplayer.train import build_model
 from pixelplayer.video import write_video
 
-PAPER = Path(__file__).resolve().parents[1] / "configs" / "pixelplayer-paper.yaml"
+PAPER = "pixelplayer-paper"
 SOUNDING_SHARE = 0.01  # an instrument sounds in a frame when it holds 1 % of its energy
 
 

@@ -24,8 +24,7 @@ import torch
 from pixelplayer.config import load_config
 from pixelplayer.train import train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-PRESETS = {"cpu": "pixelplayer-cpu.yaml", "paper": "pixelplayer-paper.yaml"}
+PRESETS = {"cpu": "pixelplayer-cpu", "paper": "pixelplayer-paper"}
 
 
 def main() -> None:
@@ -38,7 +37,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    cfg = load_config(CONFIGS / PRESETS[args.preset])
+    cfg = load_config(PRESETS[args.preset])
     batch = args.batch or cfg.train.batch_size
     overrides = [
         f"train.batch_size={batch}",
@@ -48,7 +47,7 @@ def main() -> None:
         f"train.val_mixtures={max(2, batch)}",
         *args.set,
     ]
-    cfg = load_config(CONFIGS / PRESETS[args.preset], overrides)
+    cfg = load_config(PRESETS[args.preset], overrides)
     with tempfile.TemporaryDirectory() as tmp:
         summary = train(cfg, args.data, Path(tmp) / "run", device=args.device, progress=False)
         with open(Path(tmp) / "run" / "history.csv") as f:

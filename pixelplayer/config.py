@@ -236,12 +236,31 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+PRESETS = Path(__file__).resolve().parent / "presets"  # package data: pixelplayer/presets/*.yaml
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS.glob("*.yaml"))
+
+
+def config_path(name: str | Path) -> Path:
+    """A config file, or the name of a preset that ships with the package (pixelplayer-cpu)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    preset = PRESETS / f"{name}.yaml"
+    if str(name) in preset_names():
+        return preset
+    raise PixelPlayerError(
+        f"{name}: no such config file or preset (presets: {', '.join(preset_names())})"
+    )
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """A config file or preset name (`config_path`), with "section.key=value" overrides."""
     data = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise PixelPlayerError(f"{path}: no such config file")
+        path = config_path(path)
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:

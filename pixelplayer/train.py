@@ -647,13 +647,16 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
             "TensorBoard logs. Calling again with the same --out resumes the run."
         ),
     )
-    p.add_argument("--config", help="YAML preset, e.g. configs/pixelplayer-cpu.yaml")
+    p.add_argument(
+        "--config",
+        help="a YAML config file, or a preset's name: pixelplayer-cpu (a 2-core CPU), "
+        "pixelplayer-paper (the paper's sizes, a GPU), ame, amnet, miml",
+    )
     p.add_argument(
         "--model",
         choices=sorted(MODEL_PRESETS),
-        help="use this model's preset when --config is not given: configs/pixelplayer-cpu.yaml, "
-        "configs/miml.yaml (AV-MIML), configs/ame.yaml (AMnet's audio-motion embedding), "
-        "configs/amnet.yaml (AMnet's motion stage)",
+        help="use this model's preset when --config is not given: pixelplayer-cpu, miml "
+        "(AV-MIML), ame (AMnet's audio-motion embedding), amnet (AMnet's motion stage)",
     )
     p.add_argument("--data", required=True, help="prepared folder (with train.csv, val.csv)")
     p.add_argument("--out", required=True, help="run folder (created, or resumed)")
@@ -676,13 +679,12 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-MODEL_PRESETS = {
-    "ame": "ame.yaml",
-    "amnet": "amnet.yaml",
-    "miml": "miml.yaml",
-    "pixelplayer": "pixelplayer-cpu.yaml",
+MODEL_PRESETS = {  # --model: the preset it starts from
+    "ame": "ame",
+    "amnet": "amnet",
+    "miml": "miml",
+    "pixelplayer": "pixelplayer-cpu",
 }
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -691,7 +693,7 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)  # before any work: a device this build lacks is one line
     overrides = list(args.set)
     if args.model and not args.config and not (Path(args.out) / "config.yaml").is_file():
-        args.config = str(CONFIG_DIR / MODEL_PRESETS[args.model])
+        args.config = MODEL_PRESETS[args.model]
     if args.frame_weights:
         overrides.append(f"frame_weights={args.frame_weights}")
     if args.init:  # quoted: the override's value is YAML, and a path must stay a string

@@ -11,7 +11,7 @@ pp=.venv/bin/pixelplayer
 $pp data synth "$out/synth" --duets 4
 $pp data prepare "$out/synth/videos" "$out/prepared"
 $pp data info "$out/prepared"
-$pp train --config configs/pixelplayer-cpu.yaml --data "$out/prepared" --out "$out/run"
+$pp train --config pixelplayer-cpu --data "$out/prepared" --out "$out/run"
 $pp eval "$out/run" --data "$out/prepared" --n 300
 duet=$(ls "$out"/synth/duets/*.mp4 | head -n 1)
 $pp separate "$duet" --model "$out/run" --out "$out/separated"

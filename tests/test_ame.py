@@ -26,23 +26,13 @@ from pixelplayer.config import load_config
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.models.ame import AudioMotionEmbedding
 from pixelplayer.models.registry import build, load_checkpoint, load_model
+from tests.helpers import TINY_AME as TINY
 
 SR, FPS = 11025, 8.0
-TINY = [
-    "model_kwargs={dim: 8, width: 4}",
-    "train.val_mixtures=6",
-    "sample.num_frames=8",
-    "sample.audio_len=11025",
-    "sample.frame_size=16",
-    "train.batch_size=4",
-    "train.epoch_size=8",
-    "train.epochs=2",
-    "train.max_minutes=null",
-]
 
 
 def _tiny_cfg(*extra):
-    return load_config("configs/ame.yaml", [*TINY, *extra])
+    return load_config("ame", [*TINY, *extra])
 
 
 @pytest.mark.parametrize("front", ["stft", "wave"])
@@ -82,7 +72,7 @@ def test_negative_is_shifted_by_a_second_and_inside_the_clip():
     assert directions == {-1, 1}  # shifted both ways
 
     # through the batch: audio whose value is its own sample index shows the real offset
-    cfg = load_config("configs/ame.yaml")
+    cfg = load_config("ame")
     n = 80
     clip = ClipArrays(np.zeros((n, 4, 4), np.uint8), np.arange(n / FPS * SR, dtype=np.float32))
     for seed in range(200):
@@ -138,7 +128,7 @@ class _Oracle(torch.nn.Module):
 
 
 def test_accuracy_of_an_oracle_and_of_a_blind_embedding():
-    cfg = load_config("configs/ame.yaml")
+    cfg = load_config("ame")
     n = 80
     frames = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None], (n, 4, 4)).copy()
     # audio holds its frame index: sample i belongs to frame round(i * fps / sr)

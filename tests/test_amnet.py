@@ -16,8 +16,8 @@ from pixelplayer.data.index import read_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.models.amnet import AMNet, MotionRefiner, time_encoding
 from pixelplayer.models.registry import build, load_model
-from tests.test_ame import TINY as AME_TINY
-from tests.test_train import TINY as PP_TINY
+from tests.helpers import TINY as PP_TINY
+from tests.helpers import TINY_AME as AME_TINY
 
 TINY_PARTS = {
     "appearance": {"k": 4, "frame": {"width": 8, "stages": 2}, "sound": {"ngf": 4, "levels": 5}},
@@ -182,10 +182,10 @@ def test_amnet_refuses_parts_that_do_not_fit(prepared, parts, tmp_path, capsys):
 
 
 def test_amnet_preset_loads():
-    cfg = load_config("configs/amnet.yaml")
+    cfg = load_config("amnet")
     assert cfg.model == "amnet" and cfg.sample.motion_size == 64
     with pytest.raises(PixelPlayerError, match="unknown config key model_kwargs.apperance_run"):
-        load_config("configs/amnet.yaml", ["model_kwargs.apperance_run=x"])
+        load_config("amnet", ["model_kwargs.apperance_run=x"])
 
 
 def test_motion_map_in_chunks_equals_one_pass(monkeypatch):

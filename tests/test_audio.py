@@ -13,7 +13,7 @@ from pixelplayer.audio import (
     warp_logfreq,
 )
 from pixelplayer.errors import MediaError
-from tests.conftest import tone
+from tests.helpers import tone
 
 
 def test_stft_shape_and_exact_inverse():

@@ -18,9 +18,9 @@ import yaml
 from PIL import Image
 
 from pixelplayer.cli import main
-from tests.conftest import untrained_run
+from tests.helpers import TINY_SEPARATOR as TINY
+from tests.helpers import untrained_run
 from tests.media_makers import marked_frames, tone, write_clip
-from tests.test_bad_inputs import TINY
 
 
 def _fails(capsys, argv: list, phrase: str) -> str:

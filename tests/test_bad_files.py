@@ -16,9 +16,10 @@ from pixelplayer.cli import main
 from pixelplayer.data.index import COLUMNS
 from pixelplayer.miml import MIMLNet
 from pixelplayer.models.registry import save_checkpoint
-from tests.test_train import TINY, _args
+from tests.helpers import TINY
+from tests.helpers import set_args as _args
 
-CPU_CONFIG = "configs/pixelplayer-cpu.yaml"
+CPU_CONFIG = "pixelplayer-cpu"
 
 
 def _fails(capsys, argv: list, phrase: str) -> str:

@@ -33,17 +33,12 @@ from pixelplayer.data.synth import DEFAULT_SOUNDFONT
 from pixelplayer.errors import MediaError
 from pixelplayer.separate import Separator
 from pixelplayer.video import iter_frames, probe
-from tests.conftest import prepare_quietly, untrained_run
+from tests.helpers import TINY_SEPARATOR as TINY
+from tests.helpers import prepare_quietly, untrained_run
 
 SR = 11025  # the working rate of prepare and of the tiny model
 SECONDS = 1.5  # every clip that should work lasts this long
 SHORT_SIDE = 48  # prepare's frame size in these tests
-TINY = [
-    "model_kwargs={k: 4, frame: {width: 4}, sound: {ngf: 4, levels: 5}}",
-    "sample.audio_len=8191",
-    "sample.frame_size=32",
-    "sample.stride_frames=4",
-]
 HTML_NAME = "<img src=x onerror=alert(1)>"
 
 # --- making the media ---------------------------------------------------------------------------

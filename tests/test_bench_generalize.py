@@ -10,7 +10,7 @@ from PIL import Image
 
 from pixelplayer.baselines import NmfKmeansSeparator
 from pixelplayer.data.index import Clip, frame_path, write_index
-from tests.conftest import tone, untrained_run
+from tests.helpers import tone, untrained_run
 
 _path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_generalize.py"
 _spec = importlib.util.spec_from_file_location("bench_generalize", _path)

@@ -22,7 +22,7 @@ from pixelplayer.data.cache import build_cache, open_cache
 from pixelplayer.data.dataset import MixDataset, SampleConfig, fixed_mixtures, read_window
 from pixelplayer.data.index import Clip, frame_path, read_index, write_index
 from pixelplayer.errors import PixelPlayerError
-from tests.conftest import tone
+from tests.helpers import tone
 
 SR, FPS, SECONDS, SIZE = 11025, 8, 2.0, 32
 CFG = SampleConfig(sr=SR, audio_len=8191, fps=FPS, num_frames=3, stride_frames=4, frame_size=SIZE)

@@ -15,7 +15,7 @@ from pixelplayer import distributed, mixsep
 from pixelplayer.config import load_config
 from pixelplayer.models.registry import load_checkpoint
 from pixelplayer.train import EpochItems, EpochShard, _global_share, build_model, weights_digest
-from tests.test_train import TINY as TRAIN_TINY
+from tests.helpers import TINY as TRAIN_TINY
 
 TINY = [*TRAIN_TINY, "train.amp=false"]
 
@@ -80,7 +80,7 @@ def test_rank_losses_average_to_the_global_weighted_mean(monkeypatch):
     """Two ranks emulated in one process: DDP's mean of the scaled rank gradients equals the
     gradient of the whole batch. BatchNorm in eval mode, as its batch statistics are per rank
     on CPU."""
-    cfg = load_config("configs/pixelplayer-cpu.yaml", TINY)
+    cfg = load_config("pixelplayer-cpu", TINY)
     torch.manual_seed(0)
     model = build_model(cfg)[0].eval()
     # sources of very different loudness: the loss weights differ between the two halves
@@ -136,7 +136,7 @@ def _losses(out):
 def test_two_processes_train_like_one(prepared, tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    args = ["configs/pixelplayer-cpu.yaml", str(prepared)]
+    args = ["pixelplayer-cpu", str(prepared)]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp = tmp_path / "ddp"

@@ -4,7 +4,6 @@ import csv
 
 import numpy as np
 import torch
-from conftest import tone
 
 from pixelplayer.cli import main
 from pixelplayer.config import Config, OptimConfig
@@ -25,6 +24,7 @@ from pixelplayer.miml import (
 from pixelplayer.mixsep import SpecConfig, mixture_spec
 from pixelplayer.models.registry import load_checkpoint, save_checkpoint
 from pixelplayer.nmf import kl_nmf
+from tests.helpers import tone
 
 
 def _planted(videos=96, labels=3, m=6, f=32, seed=0):

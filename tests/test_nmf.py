@@ -14,7 +14,7 @@ from pixelplayer.evaluate import best_order
 from pixelplayer.metrics import best_permutation, score_batch
 from pixelplayer.mixsep import SpecConfig
 from pixelplayer.nmf import PRECISIONS, kl_divergence, kl_nmf
-from tests.conftest import tone
+from tests.helpers import tone
 
 SR = 11025
 

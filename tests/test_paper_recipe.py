@@ -8,7 +8,6 @@ pixelplayer.mixsep or pixelplayer.train.
 
 import copy
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,19 +16,19 @@ import yaml
 
 from pixelplayer import distributed, mixsep
 from pixelplayer.audio import stft, warp_logfreq
-from pixelplayer.config import from_dict, load_config
+from pixelplayer.config import config_path, from_dict, load_config
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.train import _global_share, build_model, make_optimizer, param_groups
 
-PAPER = "configs/pixelplayer-paper.yaml"
-CPU = "configs/pixelplayer-cpu.yaml"
+PAPER = "pixelplayer-paper"
+CPU = "pixelplayer-cpu"
 STEPS = 20
 
 
 def small_paper_config():
     """The paper preset as it stands (spec and train: the recipe) on a small model and a 1.5 s
     window (256 x 64 bins), so that 20 steps take a few seconds."""
-    data = yaml.safe_load(Path(PAPER).read_text())
+    data = yaml.safe_load(config_path(PAPER).read_text())
     data["model_kwargs"] = {"k": 8, "frame": {"width": 8}, "sound": {"ngf": 8, "levels": 6}}
     data["sample"] = {**data["sample"], "audio_len": 16383}
     return from_dict(data)

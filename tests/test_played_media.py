@@ -21,9 +21,9 @@ from PIL import Image
 from pixelplayer.audio import load_soundtrack, rms
 from pixelplayer.cli import main
 from pixelplayer.video import iter_frames, probe
-from tests.conftest import prepare_quietly, untrained_run
+from tests.helpers import TINY_SEPARATOR as TINY
+from tests.helpers import prepare_quietly, untrained_run
 from tests.media_makers import FPS, H, W, marked_frames, tone, write_clip
-from tests.test_bad_inputs import TINY
 
 SR = 11025
 RATE = 48000  # the rate phones and cameras record at

@@ -30,7 +30,7 @@ from pixelplayer.data.info import dataset_info
 from pixelplayer.data.prepare import split_clips, split_counts
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.video import probe, write_video
-from tests.conftest import REAL_DATA
+from tests.helpers import REAL_DATA
 
 FLUTE = REAL_DATA / "solo" / "flute_unRA0xR-XWc.mp4"
 CLASSES = ("accordion", "cello", "flute")

@@ -26,7 +26,7 @@ from pixelplayer.separate import (
     window_starts,
 )
 from pixelplayer.video import probe, write_video
-from tests.conftest import tone, untrained_run
+from tests.helpers import tone, untrained_run
 
 TINY = [
     "model_kwargs={k: 8, frame: {width: 8}, sound: {ngf: 4, levels: 5}}",

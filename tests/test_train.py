@@ -18,26 +18,11 @@ from pixelplayer.data.dataset import MixDataset, fixed_mixtures
 from pixelplayer.data.index import read_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.models.registry import load_checkpoint
-
-TINY = [
-    "model_kwargs={k: 8, frame: {width: 8}, sound: {ngf: 4, levels: 5}}",
-    "sample.audio_len=8191",
-    "sample.frame_size=32",
-    "sample.stride_frames=4",
-    "train.batch_size=4",
-    "train.epoch_size=8",
-    "train.epochs=2",
-    "train.val_mixtures=4",
-    "train.workers=0",
-    "train.max_minutes=null",
-]
+from tests.helpers import TINY
+from tests.helpers import set_args as _args
 
 
-def _args(*pairs):
-    return [a for p in pairs for a in ("--set", p)]
-
-
-def _train_argv(prepared, out, *sets, config="configs/pixelplayer-cpu.yaml"):
+def _train_argv(prepared, out, *sets, config="pixelplayer-cpu"):
     cfg = ["--config", config] if config else []
     return [
         "train",
@@ -82,7 +67,7 @@ def test_other_config_on_existing_run_is_refused(prepared, tmp_path):
         from pixelplayer.train import train
 
         train(
-            load_config("configs/pixelplayer-cpu.yaml", [*TINY, "spec.mask=ratio"]),
+            load_config("pixelplayer-cpu", [*TINY, "spec.mask=ratio"]),
             prepared,
             out,
             progress=False,
@@ -242,7 +227,7 @@ def test_validation_with_only_silent_estimates_says_so(prepared, capsys):
     from pixelplayer.train import _val_text, validate
 
     clips = read_index(prepared / "val.csv")
-    cfg = load_config("configs/pixelplayer-cpu.yaml", TINY[:4])
+    cfg = load_config("pixelplayer-cpu", TINY[:4])
     mixtures = fixed_mixtures(clips, cfg.sample, 3, seed=0)
     loader = torch.utils.data.DataLoader(MixDataset(clips, cfg.sample, mixtures, train=False))
 
@@ -306,6 +291,6 @@ def test_init_errors_are_one_line(prepared, tmp_path, capsys):
         assert err.startswith("pixelplayer: error: cannot init from") and phrase in err, err
         assert "\n" not in err
         assert not out.exists()  # refused before a run folder is made
-    ame = _train_argv(prepared, tmp_path / "ame", config="configs/ame.yaml")
+    ame = _train_argv(prepared, tmp_path / "ame", config="ame")
     assert main([*ame, "--init", str(linear)]) == 1
     assert "AME trains in its own loop" in capsys.readouterr().err

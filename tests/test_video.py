@@ -4,7 +4,7 @@ import pytest
 from pixelplayer.audio import load_audio
 from pixelplayer.errors import MediaError
 from pixelplayer.video import iter_frames, probe, read_frames, write_video
-from tests.conftest import tone
+from tests.helpers import tone
 
 
 def _frames(t, h=64, w=96):

@@ -24,7 +24,7 @@ Visually guided sound separation and localization (PixelPlayer, AMnet, AV-MIML +
 Typical flow:
   pixelplayer data synth data/synth            # make a MUSIC-like dataset of solo videos
   pixelplayer data prepare data/synth/videos data/prepared
-  pixelplayer train --config configs/pixelplayer-cpu.yaml --data data/prepared --out runs/pp
+  pixelplayer train --config pixelplayer-cpu --data data/prepared --out runs/pp
   pixelplayer eval runs/pp --data data/prepared
   pixelplayer separate video.mp4 --model runs/pp   # where each sound is, and what it sounds like
 
