@@ -55,7 +55,7 @@ from pixelplayer.data.index import parse_index, read_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.evaluate import METRICS, _loaded, evaluate, mixture_list_path
 from pixelplayer.models.registry import get_class
-from pixelplayer.separators import (
+from pixelplayer.separation.separators import (
     BASELINE_TITLES,
     ORACLE_TITLES,
     ORACLES,

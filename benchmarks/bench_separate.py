@@ -47,7 +47,7 @@ from pixelplayer.config import load_config, save_config
 from pixelplayer.data.synth import picture_alpha
 from pixelplayer.metrics import score_batch
 from pixelplayer.models.registry import save_checkpoint
-from pixelplayer.separate import MAP_FPS, Separator
+from pixelplayer.separation.separate import MAP_FPS, Separator
 from pixelplayer.train import build_model
 from pixelplayer.video import write_video
 

@@ -30,8 +30,8 @@ from pixelplayer.errors import PixelPlayerError
 from pixelplayer.metrics import aggregate, best_permutation, score_batch
 from pixelplayer.mixsep import masks_to_waves, targets
 from pixelplayer.models.registry import get_class
-from pixelplayer.page import EvalItem, write_eval_page
-from pixelplayer.separators import (
+from pixelplayer.separation.page import EvalItem, write_eval_page
+from pixelplayer.separation.separators import (
     BASELINE_TITLES,
     ORACLE_TITLES,
     ORACLES,

@@ -43,7 +43,7 @@ from pixelplayer.models.registry import (
     save_checkpoint,
 )
 from pixelplayer.precision import amp_dtype, autocast, fast_layout
-from pixelplayer.separators import MaskModelSeparator, model_inputs
+from pixelplayer.separation.separators import MaskModelSeparator, model_inputs
 
 # model -> (module with its `train_<model>` loop, name in messages)
 OWN_LOOPS = {"miml": ("pixelplayer.miml", "AV-MIML"), "ame": ("pixelplayer.ame", "AME")}

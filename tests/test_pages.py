@@ -20,7 +20,7 @@ from PIL import Image
 from pixelplayer.audio import save_audio
 from pixelplayer.cli import main
 from pixelplayer.errors import PixelPlayerError
-from pixelplayer.page import (
+from pixelplayer.separation.page import (
     EvalItem,
     _json_for_script,
     mask_png,

@@ -15,7 +15,7 @@ import torch
 from pixelplayer.audio import load_audio
 from pixelplayer.cli import main
 from pixelplayer.errors import MediaError, PixelPlayerError
-from pixelplayer.separate import (
+from pixelplayer.separation.separate import (
     Separator,
     group_cells,
     otsu_threshold,
@@ -292,7 +292,7 @@ def test_cli_separates_several_videos(run, videos, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "manifest.json" in printed
     try:
-        import pixelplayer.page  # noqa: F401  (written by another engineer; may be absent)
+        import pixelplayer.separation.page  # noqa: F401  (written by another engineer; may be absent)
     except ImportError:
         pass
     else:

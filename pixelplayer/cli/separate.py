@@ -1,5 +1,5 @@
 """`pixelplayer separate`."""
 
-from pixelplayer.separate import add_arguments
+from pixelplayer.separation.separate import add_arguments
 
 __all__ = ["add_arguments"]

@@ -55,9 +55,9 @@ from pixelplayer.mixsep import logits_to_masks, masks_to_waves, network_input
 from pixelplayer.models.ame import AudioMotionEmbedding
 from pixelplayer.models.amnet import AMNet
 from pixelplayer.motion_map import gray_frame, motion_map
-from pixelplayer.page import LUT, spectrogram_png, write_separation_page
 from pixelplayer.precision import autocast
-from pixelplayer.separators import MaskModelSeparator
+from pixelplayer.separation.page import LUT, spectrogram_png, write_separation_page
+from pixelplayer.separation.separators import MaskModelSeparator
 from pixelplayer.video import MediaInfo, check_frame_size, iter_frames, probe, write_video
 
 MAP_FPS = 1.0  # fresh visual features per second for the energy maps (0: windows' own frames)
