@@ -14,8 +14,9 @@ import argparse
 import time
 from pathlib import Path
 
-from pixelplayer.ame import TEST_TRIALS, score_run, train_ame
+from pixelplayer.ame import TEST_TRIALS, score_run
 from pixelplayer.config import load_config
+from pixelplayer.training import train
 
 CONFIG = "ame"
 TARGET = 0.90
@@ -34,7 +35,7 @@ def main() -> None:
     cfg = (
         None if (out / "config.yaml").is_file() and not args.set else load_config(CONFIG, args.set)
     )
-    summary = train_ame(cfg, args.data, out, device=args.device, progress=False)
+    summary = train(cfg, args.data, out, device=args.device, progress=False)
     trained = time.perf_counter()
     acc, n = score_run(out, args.data, "test", args.trials, device=args.device)
     met = "met" if acc >= TARGET else "NOT met"

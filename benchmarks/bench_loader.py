@@ -27,7 +27,7 @@ from pixelplayer.config import load_config
 from pixelplayer.data.cache import build_cache
 from pixelplayer.data.dataset import MixDataset
 from pixelplayer.data.index import read_index, resolve_index
-from pixelplayer.train import default_workers
+from pixelplayer.training.samplers import default_workers
 
 
 def cpu_seconds(pids: list[int]) -> float:

@@ -33,7 +33,8 @@ import torch
 from pixelplayer import mixsep
 from pixelplayer.config import load_config
 from pixelplayer.precision import amp_dtype, autocast
-from pixelplayer.train import build_model, make_optimizer
+from pixelplayer.training import build_model
+from pixelplayer.training.optim import make_optimizer
 
 PAPER = "pixelplayer-paper"
 RECIPES = {

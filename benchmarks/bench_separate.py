@@ -24,10 +24,11 @@ Localization (with --run and --duets; DIR made by `pixelplayer data synth OUT --
             says "sounding". Target: >= 90 % right. A last line counts every cell of an
             instrument's box as the instrument.
   SDR gain  each instrument's sound = the cells in its (median over frames) box, heard as the
-            model hears a clip (`separate_video(boxes=...)`: the cells' features max-pooled, or
-            for a `mask_pool` model the loudest cell's mask), and, second line, the cell at the
-            box's centre (`points=...`); SDR of that against its stem minus the SDR of the mixture
-            against the stem (`metrics.score_batch`). Target: >= 4 dB.
+            model hears a clip (`separate_video(boxes=...)`: the cells' features max-pooled),
+            and, second line, the cell at the box's centre (`points=...`); SDR of that against
+            its stem minus the SDR of the mixture against the stem (`metrics.score_batch`).
+            Target: >= 4 dB.
+The ground truth and the accuracy are pixelplayer.localization's.
 """
 
 from __future__ import annotations
@@ -37,22 +38,21 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from pixelplayer.audio import load_audio
-from pixelplayer.config import load_config, save_config
-from pixelplayer.data.synth import picture_alpha
+from pixelplayer.config import load_config
+from pixelplayer.localization import BOXES, RULES, accuracy, duet_samples, sounding_sources
 from pixelplayer.metrics import score_batch
 from pixelplayer.models.registry import save_checkpoint
-from pixelplayer.separation.separate import MAP_FPS, Separator
-from pixelplayer.train import build_model
+from pixelplayer.run import Run
+from pixelplayer.separation import MAP_FPS, Separator
+from pixelplayer.training import build_model
 from pixelplayer.video import write_video
 
 PAPER = "pixelplayer-paper"
-SOUNDING_SHARE = 0.01  # an instrument sounds in a frame when it holds 1 % of its energy
 
 
 # --- speed ------------------------------------------------------------------------------------
@@ -62,9 +62,9 @@ def paper_run(folder: Path) -> Path:
     """A run folder holding the paper-size model with random weights."""
     cfg = load_config(PAPER)
     model, kwargs = build_model(cfg)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, folder / "config.yaml")
-    save_checkpoint(folder / "best.pt", model, cfg.model, kwargs)
+    run = Run(folder)
+    run.save_config(cfg)
+    save_checkpoint(run.checkpoint(), model, cfg.model, kwargs)
     return folder
 
 
@@ -118,128 +118,6 @@ def speed(work: Path, seconds: float, map_fps: float | None) -> None:
 # --- localization -----------------------------------------------------------------------------
 
 
-def _inside(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """(N, 2) points, (B, 4) boxes x0, y0, x1, y1 -> (N,) inside any box."""
-    if len(boxes) == 0:
-        return np.zeros(len(points), bool)
-    x, y = points[:, None, 0], points[:, None, 1]
-    b = boxes[None]
-    return ((x >= b[..., 0]) & (x < b[..., 2]) & (y >= b[..., 1]) & (y < b[..., 3])).any(1)
-
-
-def grid_centres(height: int, width: int, grid: tuple[int, int]) -> np.ndarray:
-    """(h * w, 2) centre (x, y) of every cell of an h x w map spread over the whole frame."""
-    h, w = grid
-    ys, xs = (np.arange(h) + 0.5) * height / h, (np.arange(w) + 0.5) * width / w
-    return np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
-
-
-def on_instruments(
-    points: np.ndarray, meta: dict, k: int, which: Sequence[int] | None = None
-) -> np.ndarray:
-    """(N, 2) points (x, y) -> (N,) whether each lies on an opaque pixel of an instrument's
-    picture in frame k of a duet (its box at that frame, the picture drawn into it); `which`:
-    the indices of the instruments to look at (default all)."""
-    on = np.zeros(len(points), bool)
-    for i, s in enumerate(meta["sources"]):
-        if which is not None and i not in which:
-            continue
-        x0, y0, x1, y1 = s["boxes"][k]
-        alpha = picture_alpha(s["image"], x1 - x0, y1 - y0, s.get("pose"))  # (h, w)
-        inside = _inside(points, np.array([[x0, y0, x1, y1]], float))
-        px = np.clip((points[inside, 0] - x0).astype(int), 0, alpha.shape[1] - 1)
-        py = np.clip((points[inside, 1] - y0).astype(int), 0, alpha.shape[0] - 1)
-        on[np.flatnonzero(inside)[alpha[py, px] > 0.5]] = True
-    return on
-
-
-def cell_kinds(
-    centres: np.ndarray, meta: dict, k: int, sounding: Sequence[bool] | None = None
-) -> np.ndarray:
-    """(N,) what each point shows in frame k: instrument, resting instrument (one whose
-    `sounding` flag is False), box corner (inside an instrument's box, off its picture),
-    distractor, or background."""
-    inst = np.array([s["boxes"][k] for s in meta["sources"]], float)
-    dis = np.array([d["boxes"][k] for d in meta.get("distractors", [])], float).reshape(-1, 4)
-    kinds = np.full(len(centres), "background", dtype=object)
-    kinds[_inside(centres, dis)] = "distractor"
-    kinds[_inside(centres, inst)] = "box corner"  # instruments are drawn over distractors
-    if sounding is None:
-        sounding = [True] * len(inst)
-    resting = [i for i, on in enumerate(sounding) if not on]
-    playing = [i for i, on in enumerate(sounding) if on]
-    kinds[on_instruments(centres, meta, k, resting)] = "resting instrument"
-    kinds[on_instruments(centres, meta, k, playing)] = "instrument"  # where both overlap
-    return kinds
-
-
-def sounding_sources(stems: np.ndarray, sr: int, times: np.ndarray, fps: float) -> np.ndarray:
-    """(T, N) whether each of the N stems (N, L) holds at least SOUNDING_SHARE of the energy
-    of all stems over each frame's span [times[t], times[t] + 1 / fps)."""
-    out = np.zeros((len(times), len(stems)), bool)
-    for t, start in enumerate(times):
-        a, b = int(round(start * sr)), int(round((start + 1 / fps) * sr))
-        e = np.square(stems[:, a:b]).sum(1)  # (N,)
-        out[t] = e >= SOUNDING_SHARE * max(e.sum(), 1e-20)
-    return out
-
-
-# which cells count as sounding (True), silent (False), or are left out (absent), by kind
-RULES: dict[str, dict[str, bool]] = {
-    "sounding instruments": {"instrument": True, "box corner": False, "distractor": False,
-                             "background": False},
-    "resting as silent": {"instrument": True, "resting instrument": False, "box corner": False,
-                          "distractor": False, "background": False},
-    "resting as sounding": {"instrument": True, "resting instrument": True, "box corner": False,
-                            "distractor": False, "background": False},
-}  # fmt: skip
-
-
-def duet_samples(
-    r, maps: np.ndarray, meta: dict, sounding: np.ndarray, rng: np.random.Generator, rule: str
-) -> tuple[list, list, list]:
-    """(shares of each frame's total, is sounding, kind of cell) of balanced cell samples of
-    `maps` (T, h, w) (the energy or the motion map) from every sounding frame. `sounding`
-    (T, N): which instruments sound in each frame; `rule`: a key of RULES (what each kind of
-    cell counts as), or "boxes" (every cell in an instrument's box sounds, the rest not)."""
-    boxes = [np.asarray(s["boxes"], float) for s in meta["sources"]]  # (T_meta, 4) each
-    centres = grid_centres(r.height, r.width, maps.shape[1:])
-    totals = maps.reshape(len(maps), -1).sum(1)
-    values, truth, kinds = [], [], []
-    for t, time_s in enumerate(r.frame_times[: len(maps)]):
-        if totals[t] <= 1e-6 * totals.max() or not sounding[min(t, len(sounding) - 1)].any():
-            continue  # a silent moment: nothing to localize
-        k = min(len(boxes[0]) - 1, int(round(time_s * meta["fps"])))
-        kind = cell_kinds(centres, meta, k, sounding[min(t, len(sounding) - 1)])
-        if rule == "boxes":
-            pos = _inside(centres, np.stack([b[k] for b in boxes]))
-            neg = ~pos
-        else:
-            says = np.array([RULES[rule].get(x) for x in kind], dtype=object)
-            pos, neg = says == True, says == False  # noqa: E712 (None: left out)
-        yes, no = np.flatnonzero(pos), np.flatnonzero(neg)
-        n = min(len(yes), len(no))
-        if n == 0:
-            continue
-        share = maps[t].reshape(-1) / totals[t]
-        for cells, label in ((yes, True), (no, False)):
-            pick = rng.choice(cells, n, replace=False)
-            values.extend(share[pick])
-            truth.extend([label] * n)
-            kinds.extend(kind[pick])
-    return values, truth, kinds
-
-
-def accuracy(values: list, truth: list, kinds: list | None = None) -> tuple[float, int, dict]:
-    """Right share with one threshold, the median of all values (the classes are balanced),
-    the count, and per kind of cell the share called sounding."""
-    values, truth = np.array(values), np.array(truth)
-    sounding = values > np.median(values)
-    kinds = np.array(kinds if kinds is not None else [], dtype=object)
-    per_kind = {k: float(np.mean(sounding[kinds == k])) for k in dict.fromkeys(kinds)}
-    return float(np.mean(sounding == truth)), len(values), per_kind
-
-
 def localization(run: Path, duets: Path, limit: int | None, map_fps: float | None) -> None:
     metas = sorted((duets / "meta").glob("*.json"))
     metas = [m for m in metas if json.loads(m.read_text()).get("kind") == "duet"][:limit]
@@ -251,7 +129,7 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
     rng = np.random.default_rng(0)
     rules = {  # what is sampled: (map, rule)
         **{rule: ("energy", rule) for rule in RULES},
-        "boxes": ("energy", "boxes"),
+        BOXES: ("energy", BOXES),
         "motion": ("motion", "sounding instruments"),
     }
     samples = {k: ([], [], []) for k in rules}
@@ -272,7 +150,8 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
         for name, (kind, rule) in rules.items():
             maps = r.energy if kind == "energy" else r.motion
             if maps is not None:
-                got = duet_samples(r, maps, meta, sounding, rng, rule)
+                size = (r.width, r.height)
+                got = duet_samples(maps, r.frame_times, size, meta, sounding, rng, rule)
                 for into, more in zip(samples[name], got, strict=True):
                     into.extend(more)
         for name, est in (("box", r.box_waves), ("point", r.point_waves)):
@@ -297,7 +176,7 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
     for name, what in (
         ("resting as silent", "a resting instrument's cells counted as silent"),
         ("resting as sounding", "every instrument's cells counted as sounding, resting or not"),
-        ("boxes", "every cell in an instrument's box counted as sounding, resting or not"),
+        (BOXES, "every cell in an instrument's box counted as sounding, resting or not"),
         ("motion", "the motion map (the run's audio-motion embedding) in place of the energy"),
     ):
         if samples[name][0]:

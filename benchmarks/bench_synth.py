@@ -11,7 +11,7 @@ import argparse
 import tempfile
 import time
 
-from pixelplayer.data.synth import synthesize
+from pixelplayer.data.synth.world import synthesize
 
 
 def main() -> None:
@@ -21,9 +21,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_synth_") as out:
         start = time.perf_counter()
-        metas = synthesize(out, clips_per_class=args.clips, workers=args.workers, progress=False)
+        report = synthesize(out, clips_per_class=args.clips, workers=args.workers, progress=False)
         seconds = time.perf_counter() - start
-    print(f"synth: {len(metas)} clips, {seconds:.1f} s, {len(metas) / seconds:.2f} clips/s")
+    clips = len(report.metas)
+    print(f"synth: {clips} clips, {seconds:.1f} s, {clips / seconds:.2f} clips/s")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py --data PREPARED [--preset cpu|paper] [--steps 40]
                                      [--batch B] [--device cpu|cuda]
 
-Runs the real training loop (`pixelplayer.train.train`) for one epoch of `steps` steps in a
+Runs the real training loop (`pixelplayer.training.train`) for one epoch of `steps` steps in a
 temporary run folder and reads its own clock: the seconds the loop spent training (the trainer
 leaves validation and checkpoints out of it), so the figure is what a long run sustains. A clip
 is one video of a mixture (a mixture of N holds N clips). The first steps warm up (threads,
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from pixelplayer.config import load_config
-from pixelplayer.train import train
+from pixelplayer.training import train
 
 PRESETS = {"cpu": "pixelplayer-cpu", "paper": "pixelplayer-paper"}
 

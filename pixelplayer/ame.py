@@ -1,4 +1,4 @@
-"""Training and scoring of the Audio-Motion Embedding (AMnet's AME), self-supervised by time.
+"""The Audio-Motion Embedding's (AMnet's AME) triplets, loss and scoring: self-supervised by time.
 
 A triplet is cut from one clip: the anchor is the motion of a window of frames, the positive
 the audio of the same window, the negative the same clip's audio shifted by at least
@@ -13,13 +13,13 @@ trials drawn from a seed, the clips taken in turn.
 Frames are decoded once per run into memory as small grayscale arrays (JPEG draft mode reads a
 256 px frame at 1/4 scale without a full decode), audio as float32 at the training rate.
 
-Run folder: config.yaml, last.pt, best.pt (best validation triplet accuracy), history.csv.
+Trained by the shared loop (pixelplayer.training.ame): best.pt is the best validation triplet
+accuracy.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,15 +30,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pixelplayer.audio import resample
-from pixelplayer.config import Config, load_config
+from pixelplayer.config import Config
 from pixelplayer.data.dataset import read_gray_frame
 from pixelplayer.data.index import Clip, frame_path, read_index, resolve_index
+from pixelplayer.distributed import pick_device
 from pixelplayer.errors import MediaError, PixelPlayerError
 from pixelplayer.models.ame import AudioMotionEmbedding
-from pixelplayer.models.registry import load_checkpoint, load_model, save_checkpoint
-from pixelplayer.train import log_history, lr_factor, pick_device, prepare_run
-
-HISTORY_FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_acc", "lr", "minutes"]
+from pixelplayer.run import Run
 
 # model_kwargs of `model: ame` (AudioMotionEmbedding's arguments) and their defaults
 DEFAULTS = {
@@ -277,121 +275,6 @@ def triplet_accuracy(
     return float(torch.cat(wins).float().mean())
 
 
-# --- training -----------------------------------------------------------------------------------
-
-
-def train_ame(
-    cfg: Config | None, data: str | Path, out: str | Path, device=None, progress: bool = True
-) -> dict:
-    """`pixelplayer train` for `model: ame`; `cfg` None reopens the run in `out`.
-
-    Adam on triplets, checkpoints last.pt and best.pt (by validation triplet accuracy),
-    history.csv, the time budget train.max_minutes; a second call resumes from last.pt.
-    """
-    out = Path(out)
-    if cfg is not None:
-        options(cfg)  # a bad option must not leave a run folder behind
-    cfg, resuming = prepare_run(cfg, out)
-    opts = options(cfg)
-    t, s = cfg.train, cfg.sample
-    dev = pick_device(device)
-    torch.manual_seed(t.seed)
-    shift = shift_frames(opts["min_shift"], s.fps)
-    bs = t.batch_size
-    steps_per_epoch = t.epoch_size // bs
-    if steps_per_epoch == 0:
-        raise PixelPlayerError(f"epoch_size {t.epoch_size} is smaller than batch {bs}")
-
-    train_clips, train_arrays = load_split(data, "train", cfg, opts, progress)
-    val_clips, val_arrays = load_split(data, "val", cfg, opts, progress)
-    train_lengths = [c.num_frames for c in train_clips]
-    val_trials = fixed_trials(
-        [c.num_frames for c in val_clips], s.num_frames, shift, t.val_mixtures, t.seed
-    )
-
-    kwargs = model_kwargs(cfg, opts)
-    model = AudioMotionEmbedding(**kwargs).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=t.lr_sound, weight_decay=t.weight_decay)
-    state = {"epoch": 0, "step": 0, "best_acc": -math.inf, "seconds": 0.0}
-    if resuming:
-        ckpt = load_checkpoint(out / "last.pt")
-        model.load_state_dict(ckpt["state_dict"])
-        opt.load_state_dict(ckpt["optimizer"])
-        state.update(ckpt["train_state"])
-        print(f"resuming {out} at epoch {state['epoch']} (step {state['step']})")
-
-    def save(name: str) -> None:
-        save_checkpoint(
-            out / name,
-            model,
-            "ame",
-            kwargs,
-            optimizer=opt.state_dict(),
-            train_state=dict(state),
-            config=cfg.to_dict(),
-        )
-
-    budget = t.max_minutes * 60 if t.max_minutes else math.inf
-    while state["epoch"] < t.epochs and state["seconds"] < budget:
-        epoch = state["epoch"]
-        for g in opt.param_groups:
-            g["lr"] = t.lr_sound * lr_factor(epoch, cfg)
-        model.train()
-        losses, hits = [], []
-        started = time.perf_counter()
-        bar = tqdm(
-            range(steps_per_epoch),
-            desc=f"epoch {epoch + 1}/{t.epochs}",
-            disable=not progress,
-            leave=False,
-        )
-        for k in bar:
-            rngs = [np.random.default_rng((t.seed, epoch, k * bs + j)) for j in range(bs)]
-            triplets = [draw_triplet(r, train_lengths, s.num_frames, shift) for r in rngs]
-            batch = make_batch(train_arrays, triplets, cfg, rngs)
-            anchor, pos, neg = embed_batch(model, batch, dev)
-            loss = triplet_loss(anchor, pos, neg, opts["margin"])
-            if not torch.isfinite(loss):
-                raise PixelPlayerError(
-                    f"loss became {loss.item()} at step {state['step']}; lower the learning rate"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            state["step"] += 1
-            losses.append(loss.item())
-            hits.append(aligned_wins(anchor, pos, neg).float().mean().item())
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", acc=f"{np.mean(hits[-20:]):.2f}")
-            if state["seconds"] + time.perf_counter() - started >= budget:
-                break
-        bar.close()
-        state["seconds"] += time.perf_counter() - started
-        state["epoch"] = epoch + 1
-        last = state["epoch"] >= t.epochs or state["seconds"] >= budget
-        row = {
-            "epoch": state["epoch"],
-            "step": state["step"],
-            "train_loss": float(np.mean(losses)) if losses else math.nan,
-            "train_acc": float(np.mean(hits)) if hits else math.nan,
-            "lr": opt.param_groups[0]["lr"],
-            "minutes": state["seconds"] / 60,
-        }
-        if state["epoch"] % t.val_every == 0 or last:
-            row["val_acc"] = triplet_accuracy(model, val_arrays, val_trials, cfg, dev, bs)
-            if row["val_acc"] > state["best_acc"] or not (out / "best.pt").is_file():
-                state["best_acc"] = row["val_acc"]
-                save("best.pt")
-        save("last.pt")
-        log_history(out / "history.csv", row, HISTORY_FIELDS)
-        print(
-            f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, train acc "
-            f"{row['train_acc']:.3f}"
-            + (f", val acc {row['val_acc']:.3f}" if "val_acc" in row else "")
-            + f" ({row['minutes']:.1f} min)"
-        )
-    return {"out": str(out), "best_sdr": math.nan, **state}
-
-
 # --- scoring a run ------------------------------------------------------------------------------
 
 
@@ -404,11 +287,11 @@ def score_run(
     progress: bool = False,
 ) -> tuple[float, int]:
     """(accuracy, trials): the run's best.pt on a fixed list of `split` trials."""
-    run = Path(run)
-    cfg = load_config(run / "config.yaml")
+    run = Run(run)
+    cfg = run.config
     opts = options(cfg)
     dev = pick_device(device)
-    model, _ = load_model(run / "best.pt")
+    model, _ = run.load_model(AudioMotionEmbedding)
     model.to(dev)
     clips, arrays = load_split(data, split, cfg, opts, progress)
     shift = shift_frames(opts["min_shift"], cfg.sample.fps)

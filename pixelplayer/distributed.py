@@ -31,15 +31,20 @@ def env_world() -> tuple[int, int, int]:
     return rank, world, local
 
 
+def pick_device(name: str | None = None) -> torch.device:
+    """The device `name` ("cpu", "cuda:1" ...), or by default cuda when available, else cpu."""
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def init_from_env(device: str | None = None) -> torch.device:
     """Join the process group torchrun describes (if any) and return this process's device.
 
     `device` "cuda" (or none given, on a machine with CUDA) becomes cuda:LOCAL_RANK.
     """
     rank, world, local = env_world()
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = pick_device(device)
     if world > 1 and dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local)
     if dev.type == "cuda":

@@ -1,25 +1,23 @@
 """AV-MIML (Gao, Feris & Grauman, ECCV 2018): object sound bases learnt from unlabeled video.
 
-1. Every training video's audio is factorised by KL-NMF into M bases (`bases.pt`, cached).
+1. Every training video's audio is factorised by KL-NMF into M bases (`video_bases`).
 2. A visual labeler gives each video weak labels: a small image classifier read from a
    checkpoint, or the dataset's class labels with a fraction corrupted (the paper's upper bound
    and its noisy-label study).
 3. A deep multi-instance multi-label network maps the bag of bases to the labels; its
    basis-label relation map says which basis belongs to which object.
-4. The bases that fire for a video's labels are collected per class (`dictionary.pt`).
+4. The bases that fire for a video's labels are collected per class (`collect_bases`).
 5. A new mixture is separated by supervised NMF with the detected objects' bases stacked as a
    fixed W: soft masks W_j H_j / W H on the mixture spectrogram, mixture phase.
 
-Run folder: config.yaml, bases.pt, labels.pt, last.pt, history.csv, dictionary.pt.
+Steps 1-4 run in `pixelplayer train` (pixelplayer.training.miml), which keeps the bases, the
+labels and the per-class dictionary in the run folder: bases.pt, labels.pt, dictionary.pt.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -28,23 +26,16 @@ from tqdm import tqdm
 from pixelplayer.audio import istft
 from pixelplayer.config import Config
 from pixelplayer.data.dataset import SampleConfig, frame_times, load_frames, read_window
-from pixelplayer.data.index import Clip, read_index, resolve_index
+from pixelplayer.data.index import Clip
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.mixsep import SpecConfig, mixture_spec
 from pixelplayer.models.frame import normalize_pixels
-from pixelplayer.models.registry import (
-    load_checkpoint,
-    load_model,
-    load_weights,
-    register,
-    save_atomic,
-    save_checkpoint,
-)
-from pixelplayer.train import log_history, lr_factor, pick_device, prepare_run
+from pixelplayer.models.registry import load_model, register
+from pixelplayer.run import Run
 
 EPS = 1e-10
 SEPARATORS = ("miml", "exemplar", "unmatched", "gaussian")
-HISTORY_FIELDS = ["epoch", "step", "train_loss", "train_acc", "lr", "minutes"]
+DICTIONARY = "dictionary.pt"  # in the run folder: the classes, their bases and exemplars
 
 # model_kwargs of `model: miml` and their defaults
 DEFAULTS = {
@@ -75,7 +66,8 @@ def options(cfg: Config) -> dict:
     return {**DEFAULTS, **cfg.model_kwargs}
 
 
-def _load(path: Path) -> dict:
+def load_file(path: Path) -> dict:
+    """A file of tensors and plain data (bases.pt, dictionary.pt); one line if unreadable."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, corrupt, or holding pickled objects (not loaded)
@@ -116,28 +108,6 @@ def video_bases(
         w, _ = _nmf(v, opts["bases"], opts["nmf_iters"], seed=cfg.train.seed + i)
         out.append(w.float().cpu())
     return torch.cat(out)
-
-
-def cached_bases(clips: list[Clip], cfg: Config, opts: dict, out: Path, device, progress=False):
-    """The bases of `clips`, from OUT/bases.pt when it was made with the same settings."""
-    path = out / "bases.pt"
-    key = {
-        "videos": [c.video_id for c in clips],
-        "bases": int(opts["bases"]),
-        "iters": int(opts["nmf_iters"]),
-        "seconds": float(opts["nmf_seconds"]),
-        "n_fft": cfg.spec.n_fft,
-        "hop": cfg.spec.hop,
-        "sr": cfg.sample.sr,
-        "seed": cfg.train.seed,
-    }
-    if path.is_file():
-        stored = _load(path)
-        if stored.get("key") == key:
-            return stored["bases"]
-    bases = video_bases(clips, cfg, opts, device, progress)
-    save_atomic({"key": key, "bases": bases}, path)
-    return bases
 
 
 # --- 2. weak labels from the frames -------------------------------------------------------------
@@ -215,22 +185,35 @@ def clip_frames(clip: Clip, sample: SampleConfig) -> torch.Tensor:
     return torch.from_numpy(load_frames(clip, times, sample.fps, sample.frame_size))
 
 
-def weak_labels(clips: list[Clip], classes: list[str], cfg: Config, opts: dict, device):
-    """(V, L) multi-hot weak labels of the training videos from the chosen labeler."""
+def make_labeler(classes: list[str], opts: dict, device) -> ClassifierLabeler | None:
+    """The classifier labeler the options name, or None for the dataset's labels."""
     if opts["labeler"] == "dataset":
-        idx = torch.tensor([classes.index(c.cls) for c in clips])
-        return corrupt_labels(idx, len(classes), float(opts["label_noise"]), cfg.train.seed)
+        return None
     if opts["labeler"] == "classifier":
         if not opts["classifier"]:
             raise PixelPlayerError("labeler 'classifier' needs model_kwargs.classifier (a file)")
-        labeler = ClassifierLabeler(opts["classifier"], classes, opts["label_threshold"], device)
-        return torch.cat(
-            [
-                labeler(torch.stack([clip_frames(c, cfg.sample) for c in clips[i : i + 32]]))
-                for i in range(0, len(clips), 32)
-            ]
-        )
+        return ClassifierLabeler(opts["classifier"], classes, opts["label_threshold"], device)
     raise PixelPlayerError(f"unknown labeler {opts['labeler']!r}; use dataset or classifier")
+
+
+def weak_labels(
+    clips: list[Clip],
+    classes: list[str],
+    cfg: Config,
+    opts: dict,
+    labeler: ClassifierLabeler | None,
+) -> torch.Tensor:
+    """(V, L) multi-hot weak labels of the training videos: from the classifier `labeler`, or
+    with None from the dataset's classes (model_kwargs.label_noise of them corrupted)."""
+    if labeler is None:
+        idx = torch.tensor([classes.index(c.cls) for c in clips])
+        return corrupt_labels(idx, len(classes), float(opts["label_noise"]), cfg.train.seed)
+    return torch.cat(
+        [
+            labeler(torch.stack([clip_frames(c, cfg.sample) for c in clips[i : i + 32]]))
+            for i in range(0, len(clips), 32)
+        ]
+    )
 
 
 # --- 3. the deep MIML network -------------------------------------------------------------------
@@ -267,84 +250,6 @@ def hinge_targets(labels: torch.Tensor) -> torch.Tensor:
     b, n = labels.shape
     order = torch.argsort(labels, dim=1, descending=True, stable=True)
     return torch.where(torch.gather(labels, 1, order) > 0, order, torch.full_like(order, -1))
-
-
-def lr_at(epoch: int, cfg: Config) -> float:
-    return cfg.train.lr_sound * lr_factor(epoch, cfg)
-
-
-def fit(
-    net: MIMLNet,
-    bases: torch.Tensor,
-    labels: torch.Tensor,
-    cfg: Config,
-    out: Path | None = None,
-    device="cpu",
-    progress: bool = False,
-    kwargs: dict | None = None,
-) -> dict:
-    """Train on (V, M, F) bags and (V, L) labels; with `out`, checkpoints and resumes there."""
-    t, dev = cfg.train, torch.device(device)
-    net.to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=t.lr_sound, weight_decay=t.weight_decay)
-    state = {"epoch": 0, "step": 0, "seconds": 0.0}
-    if out is not None and (out / "last.pt").is_file():
-        ckpt = load_checkpoint(out / "last.pt")
-        load_weights(net, ckpt["state_dict"], out / "last.pt")
-        opt.load_state_dict(ckpt["optimizer"])
-        state.update(ckpt["train_state"])
-        print(f"resuming {out} at epoch {state['epoch']}")
-    keep = labels.sum(1) > 0  # a video without any label teaches nothing
-    x, y = bases[keep].to(dev), labels[keep].to(dev)
-    if len(x) < 2:
-        raise PixelPlayerError(f"{len(x)} training videos have a weak label; need at least 2")
-    targets = hinge_targets(y)
-    loss_fn = nn.MultiLabelMarginLoss()
-    bs = max(2, min(t.batch_size, len(x)))
-    while state["epoch"] < t.epochs:
-        epoch = state["epoch"]
-        for g in opt.param_groups:
-            g["lr"] = lr_at(epoch, cfg)
-        gen = torch.Generator().manual_seed(t.seed * 100003 + epoch)  # same order on resume
-        order = torch.randperm(len(x), generator=gen).to(dev)
-        net.train()
-        losses, hits, started = [], [], time.perf_counter()
-        steps = range(0, len(x) - bs + 1, bs)  # full batches only: BatchNorm needs >1 item
-        for i in tqdm(
-            steps, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not progress, leave=False
-        ):
-            idx = order[i : i + bs]
-            _, scores = net(x[idx])
-            loss = loss_fn(scores, targets[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            state["step"] += 1
-            losses.append(loss.item())
-            top = scores.argmax(1)
-            hits.append(y[idx].gather(1, top[:, None]).mean().item())
-        state["seconds"] += time.perf_counter() - started
-        state["epoch"] = epoch + 1
-        row = {
-            "epoch": state["epoch"],
-            "step": state["step"],
-            "train_loss": float(np.mean(losses)),
-            "train_acc": float(np.mean(hits)),
-            "lr": opt.param_groups[0]["lr"],
-            "minutes": state["seconds"] / 60,
-        }
-        if out is not None:
-            save_checkpoint(
-                out / "last.pt",
-                net,
-                "miml",
-                kwargs or {},
-                optimizer=opt.state_dict(),
-                train_state=dict(state),
-                config=cfg.to_dict(),
-            )
-            log_history(out / "history.csv", row, HISTORY_FIELDS)
-    return state
 
 
 # --- 4. the per-class basis dictionary ----------------------------------------------------------
@@ -401,59 +306,6 @@ def collect_bases(
     return out
 
 
-# --- training entry point -----------------------------------------------------------------------
-
-
-def train_miml(
-    cfg: Config, data: str | Path, out: str | Path, device=None, progress: bool = True
-) -> dict:
-    """`pixelplayer train` for `model: miml`: bases, weak labels, MIML net, basis dictionary.
-
-    `cfg` None reopens the run in `out` (same run-folder rules as PixelPlayer's train).
-    """
-
-    out = Path(out)
-    if cfg is not None:
-        options(cfg)  # a bad option must not leave a run folder behind
-    cfg, _ = prepare_run(cfg, out)
-    opts = options(cfg)
-    dev = pick_device(device)
-    torch.manual_seed(cfg.train.seed)
-    np.random.seed(cfg.train.seed)
-    clips = read_index(resolve_index(data, "train"))
-    classes = sorted({c.cls for c in clips})
-    bases = cached_bases(clips, cfg, opts, out, dev, progress).transpose(1, 2)  # (V, M, F)
-    labels = weak_labels(clips, classes, cfg, opts, dev)
-    save_atomic(
-        {"classes": classes, "videos": [c.video_id for c in clips], "labels": labels},
-        out / "labels.pt",
-    )
-    kwargs = {
-        "bins": bases.shape[-1],
-        "labels": len(classes),
-        "subconcepts": int(opts["subconcepts"]),
-        "hidden": int(opts["hidden"]),
-    }
-    net = MIMLNet(**kwargs)
-    state = fit(net, bases, labels, cfg, out, dev, progress, kwargs)
-    rel = relation_maps(net, bases, dev)
-    found = collect_bases(rel, bases, labels, opts)
-    first = {}  # exemplar control: the first training video of each class
-    for i, c in enumerate(clips):
-        first.setdefault(c.cls, i)
-    save_atomic(
-        {
-            "classes": classes,
-            "bases": {c: b for c, b in zip(classes, found, strict=True)},
-            "exemplar": {c: bases[first[c]] for c in classes},
-        },
-        out / "dictionary.pt",
-    )
-    counts = ", ".join(f"{c} {len(b)}" for c, b in zip(classes, found, strict=True))
-    print(f"bases per class: {counts}")
-    return {"out": str(out), "best_sdr": math.nan, **state}
-
-
 # --- 5./6. separation -----------------------------------------------------------------------------
 
 
@@ -491,13 +343,12 @@ class MIMLSeparator:
     """One of the AV-MIML separators: `miml`, `exemplar`, `unmatched` or `gaussian`."""
 
     def __init__(
-        self, run: Path, kind: str, device="cpu", labeler: ClassifierLabeler | None = None
+        self, run: str | Path, kind: str, device="cpu", labeler: ClassifierLabeler | None = None
     ):
-        from pixelplayer.config import load_config
-
-        self.cfg = load_config(run / "config.yaml")
+        run = Run(run)
+        self.cfg = run.config
         self.opts = options(self.cfg)
-        d = _load(run / "dictionary.pt")
+        d = load_file(run.file(DICTIONARY))
         self.classes = d["classes"]
         self.dictionary = [d["bases"][c] for c in self.classes]
         self.exemplars = [d["exemplar"][c] for c in self.classes]
@@ -534,19 +385,16 @@ class MIMLSeparator:
 
 def run_separators(run: str | Path, device=None) -> dict[str, MIMLSeparator]:
     """The AV-MIML separator of a run and the paper's three controls, for `pixelplayer eval`."""
-    run = Path(run)
-    if not (run / "dictionary.pt").is_file():
+    folder = Run(run)
+    if not folder.file(DICTIONARY).is_file():
         raise PixelPlayerError(
-            f"{run}: no dictionary.pt; train with `pixelplayer train --model miml`"
+            f"{folder.folder}: no {DICTIONARY}; train with `pixelplayer train --model miml`"
         )
     dev = device or "cpu"
-    from pixelplayer.config import load_config
-
-    opts = options(load_config(run / "config.yaml"))
+    opts = options(folder.config)
     labeler = None
-    if opts["labeler"] == "classifier":
-        classes = _load(run / "dictionary.pt")["classes"]
-        labeler = ClassifierLabeler(opts["classifier"], classes, opts["label_threshold"], dev)
+    if opts["labeler"] != "dataset":
+        labeler = make_labeler(load_file(folder.file(DICTIONARY))["classes"], opts, dev)
     return {k: MIMLSeparator(run, k, dev, labeler) for k in SEPARATORS}
 
 

@@ -24,6 +24,8 @@ from pixelplayer.models.registry import load_model
 
 CONFIG = "config.yaml"
 LAST, BEST = "last.pt", "best.pt"
+# what may change when a run is resumed: how long it goes on, not what it trains
+RESUMABLE = {"epochs", "max_minutes", "workers", "on_nan"}
 
 
 class Run:
@@ -82,6 +84,29 @@ class Run:
         save_config(cfg, self.config_path)
         self.__dict__.pop("config", None)  # the next read sees what was written
 
+    def start(self, cfg: Config | None) -> tuple[Config, bool]:
+        """Begin the run with `cfg`, or reopen it -> (its config, whether last.pt resumes it).
+
+        An existing run takes `cfg` only where it differs in RESUMABLE keys (a longer budget);
+        any other difference is an error, and an existing run is never overwritten.
+        """
+        if self.exists():
+            if cfg is not None:
+                changed = config_changes(cfg, self.config)
+                fixed = [k for k in changed if k.split(".")[-1] not in RESUMABLE]
+                if fixed:
+                    raise PixelPlayerError(
+                        f"{self.folder} holds a run with another configuration (differs in: "
+                        f"{', '.join(fixed)}); choose a new --out, or resume it with its own config"
+                    )
+                if changed:  # a longer budget for the same run
+                    self.save_config(cfg)
+            return (self.config if cfg is None else cfg), self.has_checkpoint(LAST)
+        if cfg is None:
+            raise PixelPlayerError(f"{self.folder} holds no run; give --config to start one")
+        self.save_config(cfg)
+        return cfg, False
+
     def checkpoint(self, name: str = BEST) -> Path:
         """The path of a checkpoint by name (best.pt, last.pt) or a path given as such."""
         return self.folder / name
@@ -112,3 +137,20 @@ class Run:
                 + (f"; {needed}" if needed else "")
             )
         return model, ckpt
+
+
+def config_changes(new: Config, old: Config) -> list[str]:
+    """The keys ("train.epochs", "model_kwargs") whose values differ between two configs."""
+    a, b = new.to_dict(), old.to_dict()
+    changed = []
+    for key in a:
+        if isinstance(a[key], dict) and isinstance(b.get(key), dict) and key != "model_kwargs":
+            changed += [f"{key}.{k}" for k in a[key] if a[key][k] != b[key].get(k)]
+        elif a[key] != b.get(key):
+            changed.append(key)
+    return changed
+
+
+def as_run(run: str | Path | Run) -> Run:
+    """A run folder given as a path, or a Run already (its config read at most once)."""
+    return run if isinstance(run, Run) else Run(run)

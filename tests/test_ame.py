@@ -17,7 +17,6 @@ from pixelplayer.ame import (
     fixed_trials,
     make_batch,
     shift_frames,
-    train_ame,
     triplet_accuracy,
     triplet_loss,
 )
@@ -26,6 +25,7 @@ from pixelplayer.config import load_config
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.models.ame import AudioMotionEmbedding
 from pixelplayer.models.registry import build, load_checkpoint, load_model
+from pixelplayer.training import train
 from tests.helpers import TINY_AME as TINY
 
 SR, FPS = 11025, 8.0
@@ -174,7 +174,7 @@ def _rows(out):
 
 def test_train_writes_checkpoints_and_resumes(prepared, tmp_path):
     out = tmp_path / "run"
-    summary = train_ame(_tiny_cfg(), prepared, out, progress=False)
+    summary = train(_tiny_cfg(), prepared, out, progress=False)
     assert summary["epoch"] == 2 and summary["step"] == 4
     assert 0.0 <= summary["best_acc"] <= 1.0
     for name in ("config.yaml", "last.pt", "best.pt", "history.csv"):
@@ -192,16 +192,16 @@ def test_train_writes_checkpoints_and_resumes(prepared, tmp_path):
     assert [r["epoch"] for r in _rows(out)] == ["1", "2", "3"]
     assert load_checkpoint(out / "last.pt")["train_state"]["step"] == 6
     # no config: the run reopens itself and has nothing left to do
-    assert train_ame(None, prepared, out, progress=False)["epoch"] == 3
+    assert train(None, prepared, out, progress=False)["epoch"] == 3
 
     with pytest.raises(PixelPlayerError, match="another configuration"):
-        train_ame(_tiny_cfg("model_kwargs.margin=0.5"), prepared, out, progress=False)
+        train(_tiny_cfg("model_kwargs.margin=0.5"), prepared, out, progress=False)
 
 
 def test_bad_options_are_refused_before_a_run_folder_exists(prepared, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(PixelPlayerError, match="audio_len"):
-        train_ame(_tiny_cfg("sample.audio_len=8000"), prepared, out, progress=False)
+        train(_tiny_cfg("sample.audio_len=8000"), prepared, out, progress=False)
     with pytest.raises(PixelPlayerError, match="speed"):
-        train_ame(_tiny_cfg("model_kwargs.speed=2"), prepared, out, progress=False)
+        train(_tiny_cfg("model_kwargs.speed=2"), prepared, out, progress=False)
     assert not out.exists()

@@ -16,6 +16,8 @@ from pixelplayer.data.index import read_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.models.amnet import AMNet, MotionRefiner, time_encoding
 from pixelplayer.models.registry import build, load_model
+from pixelplayer.run import Run
+from pixelplayer.training import build_model
 from tests.helpers import TINY as PP_TINY
 from tests.helpers import TINY_AME as AME_TINY
 
@@ -140,10 +142,20 @@ def _amnet_argv(prepared, parts, out, *extra):
     return [*argv, "--no-progress", *_sets(*sets)]
 
 
-def test_amnet_trains_resumes_and_scores_both_stages(prepared, parts, tmp_path, capsys):
+def test_amnet_trains_resumes_and_scores_both_stages(
+    prepared, parts, tmp_path, capsys, monkeypatch
+):
     out = tmp_path / "amnet"
     assert main(_amnet_argv(prepared, parts, out)) == 0
+
+    # the checkpoint rebuilds the whole model from its kwargs: no other run is read
+    def no_runs(*args, **kwargs):
+        raise AssertionError("a model read another run")
+
+    monkeypatch.setattr(Run, "load_model", no_runs)
+    monkeypatch.setattr(Run, "config", property(no_runs))
     model, ckpt = load_model(out / "best.pt")
+    monkeypatch.undo()
     assert isinstance(model, AMNet) and "appearance_run" not in ckpt["kwargs"]
     assert ckpt["kwargs"]["appearance"]["k"] == 8  # the stage 1 run's own kwargs, stored
     stage1, _ = load_model(parts / "pp" / "best.pt")
@@ -181,11 +193,12 @@ def test_amnet_refuses_parts_that_do_not_fit(prepared, parts, tmp_path, capsys):
     fails(swapped, "is a pixelplayer run; model_kwargs.ame_run needs an ame run")
 
 
-def test_amnet_preset_loads():
+def test_amnet_preset_loads_and_its_kwargs_are_checked_when_built():
     cfg = load_config("amnet")
     assert cfg.model == "amnet" and cfg.sample.motion_size == 64
+    typo = load_config("amnet", ["model_kwargs.apperance_run=x"])  # the model's business
     with pytest.raises(PixelPlayerError, match="unknown config key model_kwargs.apperance_run"):
-        load_config("amnet", ["model_kwargs.apperance_run=x"])
+        build_model(typo)
 
 
 def test_motion_map_in_chunks_equals_one_pass(monkeypatch):

@@ -19,8 +19,7 @@ from PIL import Image
 
 from pixelplayer.cli import main
 from tests.helpers import TINY_SEPARATOR as TINY
-from tests.helpers import untrained_run
-from tests.media_makers import marked_frames, tone, write_clip
+from tests.helpers import marked_frames, tone, untrained_run, write_clip
 
 
 def _fails(capsys, argv: list, phrase: str) -> str:

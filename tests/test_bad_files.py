@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from pixelplayer.cli import main
+from pixelplayer.config import from_dict
 from pixelplayer.data.index import COLUMNS
 from pixelplayer.miml import MIMLNet
 from pixelplayer.models.registry import save_checkpoint
@@ -235,7 +236,14 @@ BAD_CONFIGS = {
     "spec: 5\n": "config section 'spec' must be a mapping",
     "- 1\n- 2\n": "a config is a mapping",
     "train: {batch_size: [\n": "not valid YAML",
+    "spec:\n  cell_weight: 10\n": "spec.cell_weight was removed",
 }
+
+
+def test_a_config_of_a_run_trained_before_a_key_was_removed_still_loads():
+    """A removed key holding the value that left it off (as older run folders record it)."""
+    cfg = from_dict({"spec": {"cell_weight": 1.0}, "train": {"grad_clip": None, "seed": 3}})
+    assert cfg.train.seed == 3 and not hasattr(cfg.spec, "cell_weight")
 
 
 @pytest.mark.parametrize("text", sorted(BAD_CONFIGS))

@@ -31,7 +31,7 @@ from pixelplayer.cli import main
 from pixelplayer.data.pictures import picture as _user_picture
 from pixelplayer.data.synth import DEFAULT_SOUNDFONT
 from pixelplayer.errors import MediaError
-from pixelplayer.separation.separate import Separator
+from pixelplayer.separation import Separator
 from pixelplayer.video import iter_frames, probe
 from tests.helpers import TINY_SEPARATOR as TINY
 from tests.helpers import prepare_quietly, untrained_run

@@ -13,8 +13,10 @@ from torch.utils.data import DataLoader
 
 from pixelplayer import distributed, mixsep
 from pixelplayer.config import load_config
-from pixelplayer.models.registry import load_checkpoint
-from pixelplayer.train import EpochItems, EpochShard, _global_share, build_model, weights_digest
+from pixelplayer.models.registry import load_checkpoint, weights_digest
+from pixelplayer.training import build_model
+from pixelplayer.training.loop import global_share
+from pixelplayer.training.samplers import EpochItems, EpochShard
 from tests.helpers import TINY as TRAIN_TINY
 
 TINY = [*TRAIN_TINY, "train.amp=false"]
@@ -96,7 +98,7 @@ def test_rank_losses_average_to_the_global_weighted_mean(monkeypatch):
     monkeypatch.setattr(distributed, "all_reduce", lambda values, op="sum": [sum(sums), 0.0])
 
     def factor(loss, weight):
-        share, finite = _global_share(loss, weight)
+        share, finite = global_share(loss, weight)
         assert finite
         return share
 
@@ -117,7 +119,7 @@ WORKER = textwrap.dedent(
     import sys
     from pixelplayer import distributed
     from pixelplayer.config import load_config
-    from pixelplayer.train import train
+    from pixelplayer.training import train
 
     config, data, out, *sets = sys.argv[1:]
     summary = train(load_config(config, sets), data, out, device="cpu", progress=False)
@@ -156,7 +158,7 @@ def test_two_processes_train_like_one(prepared, tmp_path):
     assert done.stdout.count("epoch 2:") == 1  # rank 0 alone prints
 
     # (b) the loss of one process with the same global batch
-    from pixelplayer.train import train
+    from pixelplayer.training import train
 
     single = tmp_path / "single"
     train(load_config(args[0], TINY), prepared, single, device="cpu", progress=False)

@@ -16,7 +16,6 @@ from pixelplayer.miml import (
     MIMLNet,
     collect_bases,
     corrupt_labels,
-    fit,
     nmf_separate,
     relation_maps,
     run_separators,
@@ -24,6 +23,8 @@ from pixelplayer.miml import (
 from pixelplayer.mixsep import SpecConfig, mixture_spec
 from pixelplayer.models.registry import load_checkpoint, save_checkpoint
 from pixelplayer.nmf import kl_nmf
+from pixelplayer.training.loop import Trainer
+from pixelplayer.training.miml import MIMLTask
 from tests.helpers import tone
 
 
@@ -50,7 +51,12 @@ def test_miml_net_learns_planted_basis_label_association():
     torch.manual_seed(0)
     net = MIMLNet(bins=32, labels=3, subconcepts=4, hidden=128)
     train = OptimConfig(lr_sound=1e-3, weight_decay=1e-5, batch_size=16, epochs=30, lr_steps=[])
-    fit(net, bases, y, Config(model="miml", train=train))
+    # the training loop's steps on the task's batches and loss, without a run folder
+    task = MIMLTask(Config(model="miml", train=train), None, "cpu")
+    task.use_bags(bases, y)
+    trainer = Trainer(task, net)
+    losses = [trainer.epoch()[0]["train_loss"] for _ in range(train.epochs)]
+    assert trainer.state["step"] == 30 * 6 and losses[-1] < 0.5 * losses[0]
     rel = relation_maps(net, bases)  # (V, M, L)
     assert rel.shape == (96, 6, 3)
     hits = [
@@ -133,12 +139,12 @@ TINY = [
 ]
 
 
-def _train(prepared, out, *sets):  # noqa: F811
+def _train(prepared, out, *sets):
     argv = ["train", "--model", "miml", "--data", str(prepared), "--out", str(out)]
     return main([*argv, "--no-progress", *[a for s in sets for a in ("--set", s)]])
 
 
-def test_train_miml_cli_runs_resumes_and_separates(prepared, tmp_path):  # noqa: F811
+def test_train_miml_cli_runs_resumes_and_separates(prepared, tmp_path):
     out = tmp_path / "run"
     assert _train(prepared, out, *TINY) == 0
     for name in ("config.yaml", "bases.pt", "labels.pt", "last.pt", "history.csv", "dictionary.pt"):
@@ -163,7 +169,7 @@ def test_train_miml_cli_runs_resumes_and_separates(prepared, tmp_path):  # noqa:
         assert torch.isfinite(est).all(), name
 
 
-def test_miml_rejects_unknown_option(prepared, tmp_path, capsys):  # noqa: F811
+def test_miml_rejects_unknown_option(prepared, tmp_path, capsys):
     assert _train(prepared, tmp_path / "bad", "model_kwargs={bases: 4, basses: 2}") != 0
     assert "unknown model_kwargs key 'basses'" in capsys.readouterr().err
     assert not (tmp_path / "bad" / "config.yaml").exists()

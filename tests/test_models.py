@@ -321,8 +321,39 @@ def test_pixel_logits_are_consistent_with_the_pooled_ones():
         assert torch.allclose(model.frame_features(frames), pix.flatten(2).amax(2), atol=1e-6)
         per_pixel = model.pixel_logits(mix, frames, sound=sound)  # (B, h, w, F, T)
         assert per_pixel.shape == (1, 4, 4, 64, 32)
-        pooled = model.synth(pix[:, :, 1, 2], sound)
+        pooled = model.vector_logits(pix[:, :, 1, 2][:, None], sound)
         assert torch.allclose(per_pixel[:, 1, 2], pooled[:, 0], atol=1e-5)
+
+
+def test_window_frames_pool_as_the_clip_and_regions_as_its_pixels():
+    """What `separate` asks of the model is what training does: a window's frames computed one
+    by one (`frame_pixels` of single frames) and pooled over time (`pool_time`) are the
+    window's pixel features; a region is its cells' features max-pooled into one vector, and
+    the region of every cell is heard as the whole clip."""
+    torch.manual_seed(6)
+    model = PixelPlayer(**SMALL).eval()
+    mix, frames = torch.rand(1, 1, 64, 32), torch.randn(1, 3, 3, 64, 64)  # (B, 3, T_f, H, W)
+    with torch.no_grad():
+        sound = model.sound_features(mix)  # (B, K, F, T)
+        single = [model.frame_pixels(frames[:, :, t]) for t in range(3)]  # each (B, K, 1, h, w)
+        assert single[0].shape == (1, 16, 1, 4, 4)
+        pooled = model.pool_time(torch.cat(single, dim=2))  # (B, K, h, w)
+        torch.testing.assert_close(pooled, model.pixel_features(frames), atol=1e-5, rtol=1e-5)
+        cells = pooled.flatten(2)  # (B, K, P)
+        regions = torch.zeros(3, 16, dtype=torch.bool)  # (V, P)
+        regions[0, [0, 1, 5]] = True
+        regions[1, 7] = True
+        regions[2] = True  # every cell
+        got = model.region_logits(cells, regions, sound)  # (B, V, F, T)
+        assert got.shape == (1, 3, 64, 32)
+        for v, region in enumerate(regions):
+            want = model.vector_logits(cells[:, :, region].amax(-1)[:, None], sound)[:, 0]
+            torch.testing.assert_close(got[:, v], want)
+        each = model.vector_logits(cells.transpose(1, 2), sound)  # (B, P, F, T): a cell alone
+        assert not torch.allclose(got[:, 0], each[:, 0])  # region 0 is not its first cell alone
+        torch.testing.assert_close(got[:, 1], each[:, 7])  # a region of one cell is that cell
+        clip = model(mix, frames[:, None])  # (B, N=1, F, T): training's logits of the clip
+        torch.testing.assert_close(got[:, 2], clip[:, 0], atol=1e-5, rtol=1e-5)
 
 
 def test_pixelplayer_rejects_conflicting_k():

@@ -18,13 +18,8 @@ import numpy as np
 import pytest
 
 from pixelplayer.cli import main
-from pixelplayer.data.music import (
-    INSTALL_HINT,
-    format_spec,
-    is_unavailable,
-    read_video_list,
-    select_videos,
-)
+from pixelplayer.data.music import read_video_list, select_videos
+from pixelplayer.data.ytdlp import INSTALL_HINT, format_spec, is_unavailable
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.video import write_video
 

@@ -182,7 +182,7 @@ def test_best_permutation_of_three():
     assert best_permutation(ref, shuffled)[1].tolist() == [0, 1, 2]
 
 
-def test_eval_cli_scores_nmf_kmeans(prepared, tmp_path):  # noqa: F811
+def test_eval_cli_scores_nmf_kmeans(prepared, tmp_path):
     # a run folder with only a config: the tiny clips need a short window; nothing is loaded
     run = tmp_path / "run"
     run.mkdir()

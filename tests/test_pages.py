@@ -20,11 +20,10 @@ from PIL import Image
 from pixelplayer.audio import save_audio
 from pixelplayer.cli import main
 from pixelplayer.errors import PixelPlayerError
+from pixelplayer.separation.maps import mask_png, spectrogram_png
 from pixelplayer.separation.page import (
     EvalItem,
     _json_for_script,
-    mask_png,
-    spectrogram_png,
     write_eval_page,
     write_separation_page,
 )
@@ -254,13 +253,9 @@ def test_eval_page_rejects_inconsistent_items(tmp_path):
         write_eval_page(tmp_path, [item])
 
 
-def test_eval_html_from_the_command_line(tmp_path):
+def test_eval_html_from_the_command_line(prepared, tmp_path):
     """`pixelplayer eval RUN --html N` on a tiny model trained for one epoch on made-up data."""
-    synth = ["data", "synth", str(tmp_path / "synth"), "--classes", "violin,flute,drums"]
-    assert main([*synth, "--clips", "4", "--seconds", "3", "--size", "64", "--workers", "1"]) == 0
-    data = tmp_path / "prepared"
-    prep = ["data", "prepare", str(tmp_path / "synth" / "videos"), str(data), "--workers", "1"]
-    assert main([*prep, "--short-side", "64", "--split", "0.5,0.25,0.25"]) == 0
+    data = prepared
     tiny = [
         "model_kwargs={k: 4, frame: {width: 4}, sound: {ngf: 4, levels: 4}}",
         "sample.audio_len=8191",

@@ -3,7 +3,7 @@ groups, its mask target and its loss; the CPU preset keeps the project's own cho
 
 The reference recipe is written out here from the reference's documented behaviour (main.py's
 NetWrapper and create_optimizer, models/criterion.py, scripts/train_MUSIC.sh), not taken from
-pixelplayer.mixsep or pixelplayer.train.
+pixelplayer.mixsep or pixelplayer.training.
 """
 
 import copy
@@ -18,7 +18,9 @@ from pixelplayer import distributed, mixsep
 from pixelplayer.audio import stft, warp_logfreq
 from pixelplayer.config import config_path, from_dict, load_config
 from pixelplayer.errors import PixelPlayerError
-from pixelplayer.train import _global_share, build_model, make_optimizer, param_groups
+from pixelplayer.training import build_model
+from pixelplayer.training.loop import global_share
+from pixelplayer.training.optim import make_optimizer, param_groups
 
 PAPER = "pixelplayer-paper"
 CPU = "pixelplayer-cpu"
@@ -177,7 +179,7 @@ def test_mean_loss_needs_no_rank_factor(monkeypatch):
     assert float(denominator) == weight.numel()
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     monkeypatch.setattr(distributed, "all_reduce", lambda values, op="sum": [2 * values[0], 0.0])
-    assert _global_share(torch.tensor(0.5), denominator) == (1.0, True)
+    assert global_share(torch.tensor(0.5), denominator) == (1.0, True)
 
 
 def test_half_mix_masks_hold_over_half_the_mixture():

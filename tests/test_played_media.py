@@ -1,6 +1,6 @@
 """Videos as phones and cameras write them, seen and heard as players show them.
 
-Each input is made in the test (`tests/media_makers.py`) and goes through `data prepare` (one
+Each input is made in the test (`tests/helpers.py`) and goes through `data prepare` (one
 batch over a folder holding all of them) and `separate` (the command line): a portrait video
 stored landscape with a display matrix, audio that starts 2 s after the picture, stereo in
 opposite phase, a constant DC offset, one frame under 3 s of sound, two audio streams of which
@@ -21,9 +21,8 @@ from PIL import Image
 from pixelplayer.audio import load_soundtrack, rms
 from pixelplayer.cli import main
 from pixelplayer.video import iter_frames, probe
+from tests.helpers import FPS, H, W, marked_frames, prepare_quietly, tone, untrained_run, write_clip
 from tests.helpers import TINY_SEPARATOR as TINY
-from tests.helpers import prepare_quietly, untrained_run
-from tests.media_makers import FPS, H, W, marked_frames, tone, write_clip
 
 SR = 11025
 RATE = 48000  # the rate phones and cameras record at

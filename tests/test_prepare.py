@@ -27,7 +27,7 @@ from pixelplayer.data.index import (
     write_index,
 )
 from pixelplayer.data.info import dataset_info
-from pixelplayer.data.prepare import split_clips, split_counts
+from pixelplayer.data.splits import split_clips, split_counts
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.video import probe, write_video
 from tests.helpers import REAL_DATA

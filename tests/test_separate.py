@@ -14,17 +14,11 @@ import torch
 
 from pixelplayer.audio import load_audio
 from pixelplayer.cli import main
+from pixelplayer.cli.separate import output_dirs, parse_points
 from pixelplayer.errors import MediaError, PixelPlayerError
-from pixelplayer.separation.separate import (
-    Separator,
-    group_cells,
-    otsu_threshold,
-    output_dirs,
-    overlap_add_weights,
-    parse_points,
-    sounding_cells,
-    window_starts,
-)
+from pixelplayer.separation import Separator
+from pixelplayer.separation.regions import group_cells, otsu_threshold, sounding_cells
+from pixelplayer.separation.windows import overlap_add_weights, window_starts
 from pixelplayer.video import probe, write_video
 from tests.helpers import tone, untrained_run
 
@@ -209,10 +203,14 @@ def test_short_odd_video_lengths_energy_and_files(separator, videos, tmp_path):
     assert m["cells"][-1]["x1"] <= 170 and m["cells"][-1]["y1"] <= 96  # frame.jpg is even-sized
 
 
-def test_unit_masks_give_back_the_mixture(run, videos):
+def test_unit_masks_give_back_the_mixture(run, videos, monkeypatch):
     """Masks of one: every window's mask blends back to exactly one, so the waves are the mix."""
     sep = Separator.from_run(run, device="cpu")
-    sep._masks = lambda logits: torch.ones_like(logits, dtype=torch.float32)
+
+    def certain(vis, sound):  # logits that every mask turns into exactly one
+        return torch.full((*vis.shape[:2], *sound.shape[2:]), 60.0)
+
+    monkeypatch.setattr(sep.model, "vector_logits", certain)
     r = sep.separate_video(videos["long"], sources=2, points=[(5, 5)], grid=2, progress=False)
     assert len(r.mixture) == len(load_audio(videos["long"], sr=SR)[0])
     np.testing.assert_allclose(r.point_waves[0], r.mixture, atol=1e-4)
@@ -225,20 +223,27 @@ def test_unit_masks_give_back_the_mixture(run, videos):
     assert abs(len(r.energy) - 9 * r.fps) <= 1
 
 
-def test_a_region_is_heard_as_the_model_was_trained(tmp_path):
-    """A region's cells' features max-pooled into one vector, as training pools a clip's."""
-    sep = Separator.from_run(untrained_run(tmp_path, TINY), device="cpu")
-    gen = torch.Generator().manual_seed(0)
-    cells, sound = torch.rand(2, 8, 5, generator=gen), torch.randn(2, 8, 6, 4, generator=gen)
-    regions = torch.tensor([[1, 1, 0, 0, 1], [0, 0, 1, 0, 0]], dtype=torch.bool)
-    sep.dtype = None  # exact comparison: no bfloat16 autocast
-    got = sep._region_logits(cells, regions, sound)  # (B, V, R, Tc)
-    assert got.shape == (2, 2, 6, 4)
-    each = sep.model.synth.forward_flat(cells.transpose(1, 2), sound)  # (B, P, R, Tc): a cell
-    for v, region in enumerate(regions):
-        want = sep.model.synth.forward_flat(cells[:, :, region].amax(-1)[:, None], sound)[:, 0]
-        torch.testing.assert_close(got[:, v], want)
-    assert not torch.allclose(got[:, 0], each[:, 0])  # region 0 is not its first cell alone
+def test_a_region_is_heard_as_the_model_was_trained(run, videos, monkeypatch):
+    """A region's cells' features max-pooled into one vector, as training pools a clip's: the
+    separator asks the model for its regions' logits (`PixelPlayer.region_logits`), and a box
+    over the whole frame is heard as one vector pooled over every cell."""
+    sep = Separator.from_run(run, device="cpu")
+    asked = []
+    region_logits = sep.model.region_logits
+
+    def spy(cells, regions, sound):  # cells (B, K, P), regions (V, P), sound (B, K, R, Tc)
+        asked.append((cells, regions, sound))
+        return region_logits(cells, regions, sound)
+
+    monkeypatch.setattr(sep.model, "region_logits", spy)
+    r = sep.separate_video(videos["short"], boxes=[(0, 0, 171, 97)], grid=1, progress=False)
+    assert asked and all(c.shape[-1] == r.labels.size for c, _, _ in asked)
+    whole = torch.ones(1, r.labels.size, dtype=torch.bool)  # the box: every cell
+    assert any((regions == whole).all(1).any() for _, regions, _ in asked)
+    cells, _, sound = asked[0]
+    with torch.inference_mode():  # the separator's tensors are inference tensors
+        pooled = sep.model.vector_logits(cells.amax(-1)[:, None], sound)  # one vector: all cells
+        torch.testing.assert_close(sep.model.region_logits(cells, whole, sound), pooled)
 
 
 def test_long_video_sources_and_points(separator, videos, tmp_path):
@@ -302,6 +307,22 @@ def test_cli_separates_several_videos(run, videos, tmp_path, capsys):
     assert "171x97" in capsys.readouterr().err
     assert main(["separate", str(videos["mute"]), "--model", str(run), "--no-progress"]) == 1
     assert "no audio stream" in capsys.readouterr().err
+
+
+def test_the_run_config_is_read_once(run, videos, tmp_path, monkeypatch):
+    """One `separate` reads RUN/config.yaml once (`Run.config`), however many parts need it."""
+    reads = []
+    read_text = Path.read_text
+
+    def spy(self, *args, **kwargs):
+        if self.name == "config.yaml":
+            reads.append(self.resolve())
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", spy)
+    argv = ["separate", str(videos["tiny"]), "--model", str(run), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--grid", "1", "--map-fps", "0", "--no-progress"]) == 0
+    assert reads == [(run / "config.yaml").resolve()]
 
 
 def test_real_duet_end_to_end(separator, real_data, tmp_path):

@@ -12,7 +12,13 @@ from PIL import Image
 
 from pixelplayer.audio import load_audio
 from pixelplayer.cli import main
-from pixelplayer.data import pictures, synth
+from pixelplayer.data import pictures
+from pixelplayer.data.synth import soundfont
+from pixelplayer.data.synth.clip import DISTRACTORS, Clip, render_clip
+from pixelplayer.data.synth.instruments import CLASSES
+from pixelplayer.data.synth.scene import picture_alpha
+from pixelplayer.data.synth.world import synthesize
+from pixelplayer.errors import PixelPlayerError
 from pixelplayer.video import probe, read_frames
 
 SECONDS, FPS, SR, SIZE = 3.0, 8, 11025, 224
@@ -32,8 +38,8 @@ def dataset(tmp_path_factory) -> Path:
     return out
 
 
-def _rerender(meta: dict, draw_sources: bool) -> synth.Clip:
-    return synth.render_clip(
+def _rerender(meta: dict, draw_sources: bool) -> Clip:
+    return render_clip(
         meta["classes"], meta["seed"], meta["seconds"], meta["fps"], meta["size"], meta["sr"],
         meta["soundfont"], meta["images"], draw_sources=draw_sources,
     )  # fmt: skip
@@ -149,6 +155,27 @@ def test_duet_two_boxes_and_stems_that_sum_to_the_audio(dataset: Path):
         assert np.corrcoef(area, _frame_rms(stem, meta["num_frames"]))[0, 1] > 0.5
 
 
+def test_trio_three_boxes_apart_and_stems_that_sum_to_the_audio(tmp_path: Path):
+    argv = ["data", "synth", str(tmp_path), "--classes", "violin,drums,flute", "--clips", "0"]
+    assert main([*argv, "--trios", "1", "--workers", "1", *ARGS]) == 0
+    meta = json.loads((tmp_path / "meta/trio_0000.json").read_text())
+    assert meta["kind"] == "trio" and sorted(meta["classes"]) == ["drums", "flute", "violin"]
+    assert meta["video"] == "trios/trio_0000.mp4"
+    assert meta["stems"] == [f"stems/trio_0000_{i}.wav" for i in range(3)]
+    boxes = [np.array(s["boxes"]) for s in meta["sources"]]
+    for i in range(3):
+        for j in range(i + 1, 3):
+            a, b = boxes[i], boxes[j]
+            apart = (a[:, 2] <= b[:, 0]) | (b[:, 2] <= a[:, 0])
+            apart |= (a[:, 3] <= b[:, 1]) | (b[:, 3] <= a[:, 1])
+            assert apart.all()
+    total = sum(load_audio(tmp_path / rel)[0] for rel in meta["stems"])
+    mix = load_audio(tmp_path / meta["video"])[0][: len(total)]
+    assert 10 * np.log10(np.sum(total**2) / np.sum((mix - total) ** 2)) > 15  # AAC
+    with pytest.raises(PixelPlayerError, match="three classes"):
+        synthesize(tmp_path / "x", classes=["violin", "drums"], clips_per_class=0, trios=1)
+
+
 def test_same_class_duet(tmp_path: Path):
     argv = ["data", "synth", str(tmp_path), "--classes", "flute", "--clips", "0"]
     assert main([*argv, "--duets", "1", "--same-class", "--workers", "1", *ARGS]) == 0
@@ -221,7 +248,7 @@ def test_missing_soundfont(tmp_path: Path, capsys, monkeypatch):
     assert main(["data", "synth", str(tmp_path), "--soundfont", str(tmp_path / "no.sf2")]) == 1
     assert "no.sf2" in capsys.readouterr().err
     missing = {str(tmp_path / "FluidR3_GM.sf2"): "fluid-soundfont-gm"}
-    monkeypatch.setattr(synth, "TRAINING_SOUNDFONTS", missing)
+    monkeypatch.setattr(soundfont, "TRAINING_SOUNDFONTS", missing)
     assert main(["data", "synth", str(tmp_path)]) == 1
     assert "apt-get install fluid-soundfont-gm" in capsys.readouterr().err
 
@@ -234,7 +261,7 @@ def test_picture_alpha_says_which_pixels_of_a_box_show_the_object(tmp_path):
     im[(yy - 30) ** 2 + (xx - 30) ** 2 <= 20**2] = (200, 40, 40, 255)  # a disc of radius 20
     path = tmp_path / "disc.png"
     Image.fromarray(im, "RGBA").save(path)
-    alpha = synth.picture_alpha(str(path), 80, 40)
+    alpha = picture_alpha(str(path), 80, 40)
     assert alpha.shape == (40, 80)
     assert alpha[20, 40] > 0.99 and alpha[0, 0] < 0.01 and alpha[39, 79] < 0.01
     # a disc fills pi/4 of its bounding square, whatever the box's aspect
@@ -246,34 +273,34 @@ HELD_OUT_PICTURES = f"debian:{pictures.HOLDOUT_PACKAGE}"
 
 def test_training_never_reaches_the_held_out_sets(tmp_path: Path):
     drawn = set()
-    for name in [*synth.CLASSES, *synth.DISTRACTORS]:
+    for name in [*CLASSES, *DISTRACTORS]:
         labels = pictures.training_pictures(name)
         assert labels, name
         for label in labels:
             drawn.add(pictures.source_of(label)["package"])
     assert HELD_OUT_PICTURES not in drawn and len(drawn) >= 3  # several sources, none held out
-    for name in synth.CLASSES:  # the classes with emoji have 6 pictures or more
+    for name in CLASSES:  # the classes with emoji have 6 pictures or more
         if name in pictures.EMOJI:
             assert len(pictures.training_pictures(name)) >= 6, name
-    assert str(synth.HOLDOUT_SOUNDFONT) not in synth.TRAINING_SOUNDFONTS
-    assert len(synth.TRAINING_SOUNDFONTS) >= 3
+    assert str(soundfont.HOLDOUT_SOUNDFONT) not in soundfont.TRAINING_SOUNDFONTS
+    assert len(soundfont.TRAINING_SOUNDFONTS) >= 3
     # a dataset made with the defaults draws every class and none of the held-out material
     assert main(["data", "synth", str(tmp_path), "--clips", "1", "--duets", "2", *ARGS]) == 0
     metas = _metas(tmp_path).values()
-    assert {m["classes"][0] for m in metas} == set(synth.CLASSES)
+    assert {m["classes"][0] for m in metas} == set(CLASSES)
     fonts = set()
     for meta in metas:
         for thing in meta["sources"] + meta["distractors"]:
             assert thing["picture_source"]["package"] != HELD_OUT_PICTURES
             assert "tuxpaint" not in thing["image"]
         for source in meta["sources"]:
-            assert source["soundfont"] in synth.TRAINING_SOUNDFONTS
+            assert source["soundfont"] in soundfont.TRAINING_SOUNDFONTS
             fonts.add(source["soundfont"])
     assert len(fonts) >= 2  # clips are played by several SoundFonts
 
 
 @pytest.mark.skipif(
-    not (pictures.TUXPAINT_MUSIC.is_dir() and synth.HOLDOUT_SOUNDFONT.is_file()),
+    not (pictures.TUXPAINT_MUSIC.is_dir() and soundfont.HOLDOUT_SOUNDFONT.is_file()),
     reason="the held-out packages are not installed (scripts/setup.sh installs them)",
 )
 def test_holdout_draws_only_the_held_out_sets(tmp_path: Path):
@@ -285,7 +312,7 @@ def test_holdout_draws_only_the_held_out_sets(tmp_path: Path):
     for meta in metas:
         source = meta["sources"][0]
         assert source["picture_source"]["package"] == HELD_OUT_PICTURES
-        assert source["soundfont"] == str(synth.HOLDOUT_SOUNDFONT)
+        assert source["soundfont"] == str(soundfont.HOLDOUT_SOUNDFONT)
     # a held-out set never replays a training clip's notes
     assert main(["data", "synth", str(tmp_path / "train"), "--clips", "1", "--classes",
                  "violin", *ARGS]) == 0  # fmt: skip
@@ -298,7 +325,7 @@ def test_holdout_names_a_missing_package(tmp_path: Path, capsys, monkeypatch):
     assert main(["data", "synth", str(tmp_path / "a"), "--holdout", "pictures", *ARGS]) == 1
     err = capsys.readouterr().err
     assert "apt-get install tuxpaint-stamps-default" in err and len(err.splitlines()) == 1
-    monkeypatch.setattr(synth, "HOLDOUT_SOUNDFONT", tmp_path / "TimGM6mb.sf2")
+    monkeypatch.setattr(soundfont, "HOLDOUT_SOUNDFONT", tmp_path / "TimGM6mb.sf2")
     assert main(["data", "synth", str(tmp_path / "b"), "--holdout", "sounds", *ARGS]) == 1
     err = capsys.readouterr().err
     assert "timgm6mb-soundfont" in err and len(err.splitlines()) == 1

@@ -18,6 +18,7 @@ from pixelplayer.data.dataset import MixDataset, fixed_mixtures
 from pixelplayer.data.index import read_index
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.models.registry import load_checkpoint
+from pixelplayer.training.task import Step, Task
 from tests.helpers import TINY
 from tests.helpers import set_args as _args
 
@@ -60,11 +61,60 @@ def test_train_writes_run_folder_and_resumes(prepared, tmp_path):
     assert [int(r["epoch"]) for r in _history(out)] == [1, 2, 3]
 
 
+class Line(Task):
+    """y = 2x from random batches: a task of its own, with no data to read."""
+
+    title = "line"
+    history_fields = ["epoch", "step", "train_loss", "val_fit", "lr", "minutes"]
+    val_figure, best_key = "val_fit", "best_fit"
+
+    def build(self):
+        return torch.nn.Linear(1, 1), {"in_features": 1, "out_features": 1}
+
+    def steps_per_epoch(self):
+        return 3
+
+    def batches(self, epoch):
+        g = torch.Generator().manual_seed(epoch)
+        for _ in range(3):
+            x = torch.randn(8, 1, generator=g)
+            yield {"x": x, "y": 2 * x}
+
+    def loss(self, net, batch):
+        return Step(torch.nn.functional.mse_loss(net(batch["x"]), batch["y"]))
+
+    def validate(self, model):
+        fit = -abs(model.weight.item() - 2.0)
+        return {"val_fit": fit}, f", fit {fit:.3f}"
+
+
+def test_a_task_of_its_own_trains_resumes_and_keeps_its_best(tmp_path, monkeypatch, capsys):
+    from pixelplayer.config import from_dict
+    from pixelplayer.training import loop
+
+    monkeypatch.setitem(loop.TASKS, "line", Line)
+    sets = {"lr_sound": 0.05, "lr_steps": [], "epochs": 3, "weight_decay": 0.0}
+    cfg = from_dict({"model": "line", "train": sets})
+    longer = from_dict({"model": "line", "train": {**sets, "epochs": 5}})
+    first = loop.train(cfg, None, tmp_path / "run", progress=False)
+    assert first["epoch"] == 3 and first["step"] == 9
+    resumed = loop.train(longer, None, tmp_path / "run", progress=False)
+    assert "resuming" in capsys.readouterr().out
+    straight = loop.train(longer, None, tmp_path / "straight", progress=False)
+    assert resumed["weights"] == straight["weights"]  # the resume is exact
+    assert [int(r["epoch"]) for r in _history(tmp_path / "run")] == [1, 2, 3, 4, 5]
+    fits = [float(r["val_fit"]) for r in _history(tmp_path / "run")]
+    assert fits[-1] > fits[0]  # it learns
+    best = load_checkpoint(tmp_path / "run" / "best.pt")["train_state"]
+    assert best["best_fit"] == max(fits) == resumed["best_fit"]
+    assert resumed["best"] == f"best val_fit {max(fits):.3f}"
+
+
 def test_other_config_on_existing_run_is_refused(prepared, tmp_path):
     out = tmp_path / "run"
     assert _train(prepared, out, "train.epochs=1") == 0
     with pytest.raises(PixelPlayerError, match="another configuration"):
-        from pixelplayer.train import train
+        from pixelplayer.training import train
 
         train(
             load_config("pixelplayer-cpu", [*TINY, "spec.mask=ratio"]),
@@ -224,7 +274,7 @@ def test_checkpoint_write_past_the_size_limit_keeps_the_previous(tmp_path):
 
 
 def test_validation_with_only_silent_estimates_says_so(prepared, capsys):
-    from pixelplayer.train import _val_text, validate
+    from pixelplayer.training.masks import val_text, validate
 
     clips = read_index(prepared / "val.csv")
     cfg = load_config("pixelplayer-cpu", TINY[:4])
@@ -236,14 +286,15 @@ def test_validation_with_only_silent_estimates_says_so(prepared, capsys):
 
     val = validate(silent, loader)
     assert val["scored"] == 0 and val["estimates"] == 6 and val["sdr"] == float("-inf")
-    assert "not measured (none of 6 estimates could be scored" in _val_text(val)
+    assert "not measured (none of 6 estimates could be scored" in val_text(val)
     val = validate(lambda batch: batch["audios"] + 0.01 * torch.randn_like(batch["audios"]), loader)
     assert val["scored"] == 6 and val["sdr"] > 10
-    assert _val_text(val).startswith(", val SDR ") and "unscored" not in _val_text(val)
+    assert val_text(val).startswith(", val SDR ") and "unscored" not in val_text(val)
 
 
 def test_init_copies_the_matching_tensors_and_reports_the_rest(prepared, tmp_path, capsys):
-    from pixelplayer.train import build_model, init_weights
+    from pixelplayer.training import build_model
+    from pixelplayer.training.init import init_weights
 
     src, out = tmp_path / "src", tmp_path / "tuned"
     assert _train(prepared, src, "train.epochs=1") == 0
@@ -293,4 +344,4 @@ def test_init_errors_are_one_line(prepared, tmp_path, capsys):
         assert not out.exists()  # refused before a run folder is made
     ame = _train_argv(prepared, tmp_path / "ame", config="ame")
     assert main([*ame, "--init", str(linear)]) == 1
-    assert "AME trains in its own loop" in capsys.readouterr().err
+    assert "AME trains from scratch" in capsys.readouterr().err

@@ -28,7 +28,6 @@ changed since (mtime or size) is refused with a message to rebuild.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -41,7 +40,6 @@ import soundfile as sf
 from PIL import Image
 from tqdm import tqdm
 
-from pixelplayer import checks
 from pixelplayer.audio import resample
 from pixelplayer.data.index import SPLITS, Clip, frame_path, read_index, resolve_index
 from pixelplayer.errors import MediaError, PixelPlayerError
@@ -452,42 +450,3 @@ def build_cache(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final, True
-
-
-# --- command line -------------------------------------------------------------------------
-
-
-def add_arguments(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "cache",
-        help="decode a prepared dataset once into memory-mapped arrays for fast training",
-        description=(
-            "Decode every clip of a prepared folder (its train/val/test indexes) or of one index "
-            "file into DIR/cache/: frames resized as training resizes them (uint8) and audio at "
-            "the training rate (int16). Training and evaluation then use it by themselves when "
-            "its size and rate match the config's frame_size and sr. Run it again after "
-            "preparing the data again: a cache older than its index is refused."
-        ),
-    )
-    p.add_argument("path", metavar="INDEX_OR_FOLDER", help="prepared folder or index csv")
-    p.add_argument("--size", type=int, default=224, help="frame_size of the config (default 224)")
-    p.add_argument(
-        "--sr", type=int, default=11025, help="sample rate of the config (default 11025)"
-    )
-    p.add_argument(
-        "--workers", type=int, default=None, help="parallel processes (default: CPU count)"
-    )
-    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    checks.number("--size", args.size, 32, 4096, integer=True)
-    checks.number("--sr", args.sr, 1000, 192000, integer=True)
-    checks.number("--workers", args.workers, 1, 256, integer=True)
-    folder, built = build_cache(args.path, args.size, args.sr, args.workers, args.force)
-    cache = open_cache(folder)
-    gb = (cache.frames_bytes + 2 * cache.audio_samples) / 1e9
-    state = "built" if built else "up to date:"
-    print(f"{state} {folder} ({len(cache.clips)} clips, {gb:.2f} GB)")
-    return 0

@@ -7,7 +7,6 @@ makes, or DIR/<class>/*.mp4), whose durations come from the meta JSON or from pr
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
@@ -230,23 +229,3 @@ def format_info(info: dict[str, Any]) -> str:
     else:
         out.append(f"rejected: {info['rejected']} unreadable videos")
     return "\n".join(out)
-
-
-def add_arguments(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "info",
-        help="classes, clip counts and hours of a dataset",
-        description=(
-            "Show classes with clip counts and hours per split, total hours and the rejected "
-            "count, for a prepared folder, an index csv or a raw folder of videos."
-        ),
-    )
-    p.add_argument("path", metavar="DIR", help="prepared folder, index csv or folder of videos")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    info = dataset_info(args.path)
-    print(json.dumps(info, indent=1) if args.json else format_info(info))
-    return 0

@@ -13,20 +13,18 @@ have the shape ``{"videos": {"<class>": ["<youtube id>", ...], ...}}``. Output, 
 
 A video whose file is present is skipped; one recorded unavailable is not asked for again
 unless `retry_unavailable`; any other failure is recorded and tried again by the next run.
-yt-dlp is an optional dependency (``pip install 'pixelplayer[music]'``), used as a library:
-no shell ever sees an id or a path.
+yt-dlp is an optional dependency, used as a library (pixelplayer.data.ytdlp).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,13 +32,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pixelplayer import checks
 from pixelplayer.data.index import VIDEO_SUFFIXES
+from pixelplayer.data.ytdlp import clean_message, import_yt_dlp, is_unavailable, ydl_options
 from pixelplayer.errors import PixelPlayerError
 
 DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={id}"
 DEFAULT_MAX_HEIGHT = 480  # frames are resized to a 256 px short side by `data prepare` anyway
-INSTALL_HINT = "pip install 'pixelplayer[music]'"
 STATUS_FILE = "status.csv"
 UNAVAILABLE_FILE = "unavailable.txt"
 STATUS_COLUMNS = ["class", "id", "status", "file", "message", "time"]
@@ -50,24 +47,6 @@ OK, UNAVAILABLE, ERROR = "ok", "unavailable", "error"
 _ID_RE = re.compile(r"[A-Za-z0-9_-]+")
 # class names become folder names: no separators, nothing hidden, nothing a path would expand
 _CLASS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _+.,()-]*")
-_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
-# lower-case pieces of yt-dlp's messages for videos that are gone for good (or for everyone
-# here); a bot check, an age gate or a network error is not among them: those are retried
-_GONE = (
-    "video unavailable",
-    "this video is unavailable",
-    "video is not available",
-    "no longer available",
-    "private video",
-    "has been removed",
-    "been terminated",
-    "does not exist",
-    "copyright",
-    "not made this video available",
-    "blocked it in your country",
-    "http error 404",
-    "http error 410",
-)
 
 
 @dataclass(frozen=True)
@@ -232,108 +211,6 @@ def find_download(videos_dir: Path, video: MusicVideo) -> Path | None:
     return None
 
 
-# --- yt-dlp ----------------------------------------------------------------------------------
-
-
-def import_yt_dlp():
-    """The yt_dlp module, or an error that says how to install it."""
-    try:
-        import yt_dlp
-    except ImportError as exc:
-        raise PixelPlayerError(f"yt-dlp is not installed; run: {INSTALL_HINT}") from exc
-    return yt_dlp
-
-
-def format_spec(max_height: int, ffmpeg: bool) -> str:
-    """yt-dlp's format selection: mp4 with sound and picture, at most `max_height` rows.
-
-    Without ffmpeg only single files that hold both streams can be used (on YouTube mostly
-    360p mp4); with it, separate video and audio streams are merged into an mp4 as well. When
-    nothing is small enough, the smallest file there is.
-    """
-    h = f"[height<=?{max_height}]"
-    single = f"b[ext=mp4]{h}/b{h}/w[ext=mp4]/w"
-    if not ffmpeg:
-        return single
-    return f"bv*[ext=mp4]{h}+ba[ext=m4a]/bv*{h}+ba/" + single
-
-
-class _QuietLogger:
-    """yt-dlp's messages would break the progress bar; failures arrive as exceptions."""
-
-    def debug(self, msg: str) -> None: ...
-
-    def info(self, msg: str) -> None: ...
-
-    def warning(self, msg: str) -> None: ...
-
-    def error(self, msg: str) -> None: ...
-
-
-def _ydl_options(
-    out: Path, video: MusicVideo, max_height: int, ffmpeg: bool, cookies: str | None
-) -> dict:
-    options = {
-        "format": format_spec(max_height, ffmpeg),
-        # finished files in videos/<class>/, partial ones in .tmp/<class>/ (where `data
-        # prepare` never sees them); the id is checked to be a plain file name
-        "paths": {
-            "home": str(out.resolve() / "videos" / video.cls),
-            "temp": str(out.resolve() / ".tmp" / video.cls),
-        },
-        "outtmpl": {"default": f"{video.vid}.%(ext)s"},
-        "continuedl": True,  # a .part left by a killed run is continued (or restarted)
-        "noplaylist": True,
-        "logger": _QuietLogger(),
-        "quiet": True,
-        "no_warnings": True,
-        "noprogress": True,
-        "color": {"stdout": "no_color", "stderr": "no_color"},
-        "cachedir": False,  # nothing written outside DIR
-        "retries": 3,
-        "socket_timeout": 30,
-    }
-    if ffmpeg:
-        options["merge_output_format"] = "mp4"
-    else:
-        options["fixup"] = "never"  # the fixups are ffmpeg runs
-    if cookies:
-        options["cookiefile"] = cookies
-    return options
-
-
-def _exception_chain(exc: BaseException) -> Iterable[BaseException]:
-    """exc and what it wraps (yt-dlp keeps the cause in exc_info and `cause`)."""
-    todo, seen = [exc], set()
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        exc_info = getattr(e, "exc_info", None)
-        if isinstance(exc_info, tuple) and len(exc_info) > 1:
-            todo.append(exc_info[1])
-        todo += [getattr(e, "cause", None), e.__cause__, e.__context__]
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """Is this download error a video gone for good (removed, private, 404/410)?"""
-    for e in _exception_chain(exc):
-        if getattr(e, "status", None) in (404, 410):  # yt_dlp.networking HTTPError
-            return True
-    message = str(exc).lower()
-    return any(piece in message for piece in _GONE)
-
-
-def _clean_message(exc: BaseException, ffmpeg: bool) -> str:
-    message = _ANSI_RE.sub("", str(exc)).strip().removeprefix("ERROR:").strip()
-    message = " ".join(message.split())  # one line in the csv
-    if not ffmpeg and "requested format is not available" in message.lower():
-        message += " (install ffmpeg to merge separate video and audio streams)"
-    return message
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -351,7 +228,9 @@ def download_one(
     url = url_template.replace("{id}", video.vid)
     now = _now()
     try:
-        with yt_dlp.YoutubeDL(_ydl_options(out, video, max_height, ffmpeg, cookies)) as ydl:
+        with yt_dlp.YoutubeDL(
+            ydl_options(out, video.cls, video.vid, max_height, ffmpeg, cookies)
+        ) as ydl:
             info = ydl.extract_info(url, download=True)
         done = find_download(out / "videos", video)
         if done is None:  # e.g. a playlist page or a live stream: nothing saved
@@ -360,7 +239,7 @@ def download_one(
         return StatusRow(video.cls, video.vid, OK, str(done.relative_to(out)), "", now)
     except Exception as exc:  # yt-dlp raises many kinds; one bad video never stops the run
         status = UNAVAILABLE if is_unavailable(exc) else ERROR
-        return StatusRow(video.cls, video.vid, status, "", _clean_message(exc, ffmpeg), now)
+        return StatusRow(video.cls, video.vid, status, "", clean_message(exc, ffmpeg), now)
 
 
 # --- the whole list --------------------------------------------------------------------------
@@ -475,80 +354,3 @@ def download_music(
         failures=failures,
         seconds=time.monotonic() - t0,
     )
-
-
-# --- command line ----------------------------------------------------------------------------
-
-
-def add_arguments(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "music",
-        help="download the MUSIC dataset from its JSON list of YouTube ids (yt-dlp)",
-        description=(
-            "Download the videos of a MUSIC JSON list (MUSIC_solo_videos.json, "
-            "MUSIC21_solo_videos.json, MUSIC_duet_videos.json) into DIR/videos/<class>/<id>.mp4, "
-            "ready for `pixelplayer data prepare DIR/videos OUT`. Run it again to resume: "
-            "present files are skipped, videos gone from YouTube (DIR/unavailable.txt) are not "
-            "asked for again, other failures are retried. DIR/status.csv records every video. "
-            f"Needs yt-dlp: {INSTALL_HINT}. Without ffmpeg only files holding both picture and "
-            "sound are used (on YouTube mostly 360p)."
-        ),
-    )
-    p.add_argument("--json", required=True, metavar="FILE", help="the MUSIC JSON list of ids")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument(
-        "--classes",
-        type=lambda s: [c.strip() for c in s.split(",") if c.strip()],
-        default=None,
-        help="only these classes, comma-separated (default: all)",
-    )
-    p.add_argument("--limit", type=int, default=None, help="at most N videos per class")
-    p.add_argument(
-        "--max-height",
-        type=int,
-        default=DEFAULT_MAX_HEIGHT,
-        help=f"largest frame height to download (default {DEFAULT_MAX_HEIGHT})",
-    )
-    p.add_argument(
-        "--url-template",
-        default=DEFAULT_URL_TEMPLATE,
-        help=f"where a video is, {{id}} replaced by its id (default {DEFAULT_URL_TEMPLATE})",
-    )
-    p.add_argument(
-        "--retry-unavailable",
-        action="store_true",
-        help="ask again for the videos recorded unavailable",
-    )
-    p.add_argument("--workers", type=int, default=1, help="parallel downloads (default 1)")
-    p.add_argument("--cookies", metavar="FILE", help="a Netscape cookies file for yt-dlp")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    checks.number("--limit", args.limit, 0, 1_000_000, integer=True)
-    checks.number("--max-height", args.max_height, 16, 8192, integer=True)
-    report = download_music(
-        args.json,
-        args.out,
-        classes=args.classes,
-        limit=args.limit,
-        url_template=args.url_template,
-        max_height=args.max_height,
-        retry_unavailable=args.retry_unavailable,
-        workers=args.workers,
-        cookies=args.cookies,
-    )
-    print(
-        f"downloaded {report.downloaded}, skipped {report.skipped} already present, "
-        f"unavailable {report.unavailable} ({report.new_unavailable} new), "
-        f"failed {report.failed} ({report.seconds:.1f} s)"
-    )
-    # the same cause for many videos reads as one line: the ids in the messages are masked
-    messages = Counter(r.message.replace(r.vid, "<id>") for r in report.failures)
-    for message, n in messages.most_common(3):
-        print(f"  failed {n}x: {message}")
-    print(f"records: {report.status_path}, {report.unavailable_path}")
-    if report.failed:
-        print("run the same command again to retry the failed ones")
-    print(f"next: pixelplayer data prepare {report.out_dir / 'videos'} OUT")
-    return 0

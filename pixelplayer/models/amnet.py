@@ -17,18 +17,15 @@ learned encoding.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pixelplayer.config import Config, load_config
-from pixelplayer.errors import PixelPlayerError
 from pixelplayer.models.ame import AudioMotionEmbedding
 from pixelplayer.models.pixelplayer import PixelPlayer
-from pixelplayer.models.registry import load_run_model, register
+from pixelplayer.models.registry import register
 
 
 def time_encoding(seconds: torch.Tensor, dim: int, period: float = 8.0) -> torch.Tensor:
@@ -135,11 +132,12 @@ class MotionRefiner(nn.Module):
 class AMNet(nn.Module):
     """Stage 1 (a PixelPlayer, frozen) + AME (frozen) + the motion refiner (trained).
 
-    appearance, ame: the kwargs of a PixelPlayer and an AudioMotionEmbedding, or instead
-    appearance_run, ame_run: trained run folders whose best.pt give both kwargs and weights (a
-    checkpoint then stores the kwargs: `checkpoint_kwargs`). refiner: MotionRefiner kwargs.
-    fps: the motion frames' rate. combine: how stage 1's logits become masks ("independent"
-    sigmoids or a "softmax" over the sources), as its run was trained.
+    appearance, ame: the two trained parts, built (training loads them from the runs its
+    config names: pixelplayer.training.build), or their kwargs (a checkpoint rebuilds them so,
+    and its state dict then holds their weights: the model itself never reads another run).
+    refiner: MotionRefiner kwargs. fps: the motion frames' rate. combine: how stage 1's logits
+    become masks ("independent" sigmoids or a "softmax" over the sources), as its run was
+    trained.
     `forward(mix_mag, frames, motion)` -> refined mask logits (B, N, F, T); `stage=1` gives
     stage 1's alone.
     """
@@ -148,79 +146,24 @@ class AMNet(nn.Module):
 
     def __init__(
         self,
-        appearance: dict[str, Any] | None = None,
-        ame: dict[str, Any] | None = None,
+        appearance: PixelPlayer | dict[str, Any] | None = None,
+        ame: AudioMotionEmbedding | dict[str, Any] | None = None,
         refiner: dict[str, Any] | None = None,
         fps: float = 8.0,
         combine: str = "independent",
-        appearance_run: str | None = None,
-        ame_run: str | None = None,
     ):
         super().__init__()
         if combine not in ("independent", "softmax"):
             raise ValueError(f"combine must be 'independent' or 'softmax', not {combine!r}")
         self.fps, self.combine = fps, combine
-        parts = {}
-        for name, kwargs, run, cls in (
-            ("appearance", appearance, appearance_run, PixelPlayer),
-            ("ame", ame, ame_run, AudioMotionEmbedding),
-        ):
-            if run is not None:
-                part, ckpt = load_run_model(run, cls)
-                parts[name] = ckpt["kwargs"]
-            else:
-                part = cls(**(kwargs or {}))
-                parts[name] = dict(kwargs or {})
-            setattr(self, name, part.requires_grad_(False))
+        if not isinstance(appearance, PixelPlayer):
+            appearance = PixelPlayer(**(appearance or {}))
+        if not isinstance(ame, AudioMotionEmbedding):
+            ame = AudioMotionEmbedding(**(ame or {}))
+        self.appearance = appearance.requires_grad_(False)
+        self.ame = ame.requires_grad_(False)
         dim = self.ame.motion.project.out_channels
         self.refiner = MotionRefiner(dim, **(refiner or {}))
-        self.checkpoint_kwargs = {**parts, "refiner": dict(refiner or {}), "fps": fps}
-        self.checkpoint_kwargs["combine"] = combine
-
-    @staticmethod
-    def kwargs_from_config(cfg: Config, kwargs: dict) -> dict:
-        """model_kwargs naming the two runs -> the constructor's, checked: AMnet's stages must
-        read what their runs were trained on (the appearance run's spectrogram and rate, the
-        AME run's frame size and rate). `train.build_model` calls this hook."""
-        kwargs = {**kwargs, "fps": float(cfg.sample.fps)}
-        refiner = {"seconds_per_column": cfg.spec.hop / cfg.sample.sr, **kwargs.get("refiner", {})}
-        kwargs["refiner"] = refiner
-        for key, model in (("appearance_run", "pixelplayer"), ("ame_run", "ame")):
-            run = kwargs.get(key)
-            if not run or not (Path(run) / "config.yaml").is_file():
-                raise PixelPlayerError(
-                    f"amnet builds on a trained {model} run: set model_kwargs.{key} to its folder "
-                    f"(got {run!r})"
-                )
-            other = load_config(Path(run) / "config.yaml")
-            if other.model != model:
-                article = "an" if model[0] in "aeiou" else "a"
-                raise PixelPlayerError(
-                    f"{run} is a {other.model} run; model_kwargs.{key} needs {article} {model} run"
-                )
-            if key == "appearance_run":
-                same = ("n_fft", "hop", "log_freq", "freq_rows", "combine")
-                diff = [k for k in same if getattr(other.spec, k) != getattr(cfg.spec, k)]
-                diff += [
-                    f"sample.{k}"
-                    for k in ("sr", "fps")
-                    if getattr(other.sample, k) != getattr(cfg.sample, k)
-                ]
-                if diff:
-                    raise PixelPlayerError(
-                        f"{run} was trained with other {', '.join(diff)}: give amnet the same"
-                    )
-                kwargs["combine"] = cfg.spec.combine
-            elif (
-                other.sample.frame_size != cfg.sample.motion_size
-                or other.sample.fps != cfg.sample.fps
-            ):
-                raise PixelPlayerError(
-                    f"{run} embeds {other.sample.frame_size} px frames at "
-                    f"{other.sample.fps:g} fps: set sample.motion_size="
-                    f"{other.sample.frame_size} and sample.fps to match"
-                )
-        return kwargs
 
     def train(self, mode: bool = True) -> AMNet:
         super().train(mode)

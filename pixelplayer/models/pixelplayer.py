@@ -51,8 +51,25 @@ class PixelPlayer(nn.Module):
         return self.sound_net(torch.log(mix_mag + self.log_floor))
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
-        """One video per item (B, 3, T_f, H, W) -> pooled, sigmoid-activated (B, K)."""
+        """One video per item (B, 3, T_f, H, W) -> pooled, sigmoid-activated (B, K).
+
+        The spatial max of `pixel_features` (sigmoid is monotonic): a clip's vector is its
+        pixels' features pooled as `pool_cells` pools a region of them.
+        """
         return self.frame_net(frames)
+
+    def frame_pixels(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T_f, H, W), or single frames (B, 3, H, W) as T_f = 1 -> raw per-pixel
+        features (B, K, T_f, h, w), before pooling and sigmoid. Frames are uint8 pixels or
+        ImageNet-normalised floats; a frame's features depend on that frame alone, so callers
+        may compute them once and pool them into several windows with `pool_time`."""
+        return self.frame_net.forward_pixels(frames)
+
+    @staticmethod
+    def pool_time(raw: torch.Tensor) -> torch.Tensor:
+        """Raw per-pixel features of a window's frames (B, K, T_f, h, w) -> (B, K, h, w) in
+        (0, 1): max over time, then sigmoid, as training pools a clip's frames."""
+        return torch.sigmoid(raw.amax(dim=2))
 
     def pixel_features(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, 3, T_f, H, W) -> per-pixel features (B, K, h, w) in (0, 1).
@@ -60,7 +77,29 @@ class PixelPlayer(nn.Module):
         Max over time, then sigmoid, so the clip vector is exactly the spatial max of these
         (sigmoid is monotonic).
         """
-        return torch.sigmoid(self.frame_net.forward_pixels(frames).amax(dim=2))
+        return self.pool_time(self.frame_pixels(frames))
+
+    @staticmethod
+    def pool_cells(cells: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+        """Features of P cells (B, K, P) and regions (V, P) bool -> one vector per region
+        (B, V, K): the max over its cells, the way training pools a clip's pixels."""
+        return torch.stack([cells[:, :, r].amax(-1) for r in regions], dim=1)
+
+    def vector_logits(self, vis: torch.Tensor, sound: torch.Tensor) -> torch.Tensor:
+        """V visual vectors per item (B, V, K) with sound features (B, K, F, T) -> mask logits
+        (B, V, F, T), one mask per vector (a clip's, a region's or a single pixel's)."""
+        return self.synth.forward_flat(vis, sound)
+
+    def region_logits(
+        self, cells: torch.Tensor, regions: torch.Tensor, sound: torch.Tensor
+    ) -> torch.Tensor:
+        """Mask logits of regions of the feature grid -> (B, V, F, T).
+
+        cells (B, K, P): pixel features (`pixel_features`, flattened) of the P cells; regions
+        (V, P) bool; sound (B, K, F, T). A region is heard as the model was trained to hear a
+        clip: its cells' features max-pooled into one vector (`pool_cells`).
+        """
+        return self.vector_logits(self.pool_cells(cells, regions), sound)
 
     def forward(self, mix_mag: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """Mask logits for N sources: mix_mag (B, 1, F, T), frames (B, N, 3, T_f, H, W).
@@ -74,7 +113,10 @@ class PixelPlayer(nn.Module):
         sound = self.sound_features(mix_mag)  # (B, K, F, T)
         # one frame-net call per source, as the reference does (BatchNorm statistics per source)
         return torch.cat(
-            [self.synth(self.frame_features(frames[:, n]), sound) for n in range(frames.shape[1])],
+            [
+                self.vector_logits(self.frame_features(frames[:, n])[:, None], sound)
+                for n in range(frames.shape[1])
+            ],
             dim=1,
         )
 
@@ -87,7 +129,7 @@ class PixelPlayer(nn.Module):
         """Per-pixel mask logits: mix_mag (B, 1, F, T), frames (B, 3, T_f, H, W) -> (B, h, w, F, T).
 
         Pass `sound` (from `sound_features`) to reuse it; for large maps call
-        `pixel_features` once and `synth.forward_flat` on chunks of pixels instead.
+        `pixel_features` once and `vector_logits` on chunks of pixels instead.
         """
         if sound is None:
             sound = self.sound_features(mix_mag)

@@ -1,4 +1,5 @@
-"""Model registry and self-describing checkpoints.
+"""Model registry and self-describing checkpoints (the package `pixelplayer.models` registers
+the built-in models when it is imported, before any of its modules).
 
 A checkpoint is a dict {'model': name, 'kwargs': constructor kwargs, 'state_dict', 'versions',
 **extra}; `load_model` rebuilds the network from name + kwargs. Everything in it must load with
@@ -8,7 +9,7 @@ torch.load(weights_only=True): tensors and plain Python data only, never arbitra
 from __future__ import annotations
 
 import errno
-import importlib
+import hashlib
 import io
 import os
 import shutil
@@ -40,20 +41,11 @@ def register(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
     return deco
 
 
-def _load_builtin() -> None:
-    # importing the package runs the @register decorators of the built-in models
-    importlib.import_module("pixelplayer.models")
-    importlib.import_module("pixelplayer.models.ame")
-    importlib.import_module("pixelplayer.models.amnet")
-
-
 def known_models() -> list[str]:
-    _load_builtin()
     return sorted(_REGISTRY)
 
 
 def get_class(name: str) -> type[nn.Module]:
-    _load_builtin()
     if name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY)) or "none"
         raise PixelPlayerError(f"unknown model {name!r}; known models: {known}")
@@ -214,7 +206,8 @@ def _without_pretrained(kwargs: Any) -> Any:
     return kwargs
 
 
-def _summary(label: str, keys: list[str]) -> str:
+def key_summary(label: str, keys: list[str]) -> str:
+    """ "missing 6: a, b, c, d (+2 more)": a count and the first few names."""
     more = f" (+{len(keys) - 4} more)" if len(keys) > 4 else ""
     return f"{label} {len(keys)}: {', '.join(keys[:4])}{more}"
 
@@ -236,30 +229,12 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return model.eval(), ckpt
 
 
-def load_run_model(
-    run: str | Path, *classes: type[nn.Module], checkpoint: str = "best.pt", needed: str = ""
-) -> tuple[nn.Module, dict[str, Any]]:
-    """`load_model` of RUN/<checkpoint>, which must hold one of `classes`; `needed` says, in
-    the error, what the run was asked for."""
-    path = Path(run) / checkpoint
-    if not path.is_file():
-        raise PixelPlayerError(f"{path}: no checkpoint; train that run first")
-    model, ckpt = load_model(path)
-    if classes and not isinstance(model, classes):
-        wanted = " or ".join(c.__name__ for c in classes)
-        raise PixelPlayerError(
-            f"{path} holds a {type(model).__name__}, not a {wanted}"
-            + (f"; {needed}" if needed else "")
-        )
-    return model, ckpt
-
-
 def load_weights(model: nn.Module, sd: dict[str, torch.Tensor], path: str | Path) -> None:
     """model.load_state_dict(sd), with weights that do not fit (another model, other sizes)
     reported as one line naming the first keys, instead of torch's RuntimeError."""
     own = model.state_dict()
     problems = [
-        _summary(label, keys)
+        key_summary(label, keys)
         for label, keys in (
             ("missing", [k for k in own if k not in sd]),
             ("unexpected", [k for k in sd if k not in own]),
@@ -270,3 +245,13 @@ def load_weights(model: nn.Module, sd: dict[str, torch.Tensor], path: str | Path
     if problems:
         raise PixelPlayerError(f"{path}: weights do not fit the model ({'; '.join(problems)})")
     model.load_state_dict(sd, strict=True)
+
+
+def weights_digest(model: nn.Module | dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a model's state dict (names and values, whatever their memory layout)."""
+    sd = model.state_dict() if isinstance(model, nn.Module) else model
+    h = hashlib.sha256()
+    for name, t in sd.items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

@@ -17,84 +17,14 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 import numpy as np
-import torch
 from PIL import Image
 
-from pixelplayer.audio import save_audio, stft
+from pixelplayer.audio import save_audio
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.mixsep import SpecConfig
+from pixelplayer.separation.maps import magnitude, mask_png, spectrogram_png
 
-IMAGE_SIZE = (400, 200)  # (width, height) of spectrogram and mask pictures
-FLOOR_DB = 80.0  # spectrograms show this range below their reference level
-# a perceptually ordered dark-to-bright ramp (close to matplotlib's "inferno"), as anchors
-RAMP = np.array(
-    [[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21]]
-    + [[250, 193, 39], [252, 255, 164]],
-    np.float64,
-)
-LUT = (
-    np.stack(
-        [np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(RAMP)), c) for c in RAMP.T], axis=1
-    )
-    .round()
-    .astype(np.uint8)
-)  # (256, 3): the ramp for 8-bit levels
-
-# --- pictures ----------------------------------------------------------------------------------
-
-
-def heatmap(
-    values: np.ndarray, size: tuple[int, int] = IMAGE_SIZE, color: bool = True
-) -> Image.Image:
-    """(F, T) values in [0, 1], row 0 the lowest frequency -> PIL image, low frequencies at the
-    bottom; `color` uses the dark-to-bright ramp, else grey levels."""
-    v = np.clip(np.nan_to_num(np.asarray(values, np.float64)), 0.0, 1.0)[::-1]
-    if color:
-        img = Image.fromarray(LUT[np.round(v * 255).astype(np.int64)], "RGB")
-    else:
-        img = Image.fromarray(np.round(v * 255).astype(np.uint8), "L")
-    return img.resize(size, Image.BILINEAR)
-
-
-def magnitude(wav: np.ndarray, spec: SpecConfig | None = None) -> np.ndarray:
-    """(L,) audio -> (R, T) STFT magnitude in the network's frequency layout (log-warped when
-    the config says so), so spectrogram pictures line up with mask pictures."""
-    spec = spec or SpecConfig()
-    mag = stft(torch.as_tensor(np.asarray(wav, np.float32)), spec.n_fft, spec.hop).abs()
-    return spec.to_net(mag[None, None])[0, 0].numpy()
-
-
-def spectrogram_png(
-    path: str | Path,
-    wav: np.ndarray,
-    spec: SpecConfig | None = None,
-    ref: float | None = None,
-    size: tuple[int, int] = IMAGE_SIZE,
-) -> Path:
-    """Write the log-magnitude spectrogram of (L,) audio as a colour PNG.
-
-    `ref` is the magnitude drawn brightest (default: the loudest bin of this audio); pass the
-    mixture's for sources and estimates, so a quiet estimate also looks quiet.
-    """
-    mag = magnitude(wav, spec)
-    ref = float(mag.max()) if ref is None else ref
-    db = 20.0 * np.log10(np.maximum(mag, 1e-10) / max(ref, 1e-10))
-    return _save(heatmap(1.0 + db / FLOOR_DB, size), path)
-
-
-def mask_png(path: str | Path, mask: np.ndarray, size: tuple[int, int] = IMAGE_SIZE) -> Path:
-    """Write an (R, T) mask in [0, 1] (network layout, row 0 the lowest) as a grey PNG."""
-    return _save(heatmap(mask, size, color=False), path)
-
-
-def _save(img: Image.Image, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
-
-
-# --- HTML pieces -------------------------------------------------------------------------------
+# --- HTML pieces ------------------------------------------------------------------------------
 
 CSS = """
 :root { color-scheme: light dark; font-family: system-ui, sans-serif; line-height: 1.4; }
@@ -183,7 +113,7 @@ def _document(title: str, body: str, script: str = "") -> str:
     )
 
 
-# --- the separation result page ----------------------------------------------------------------
+# --- the separation result page ---------------------------------------------------------------
 
 # clicking the frame: frame.jpg pixel under the pointer -> its cell -> that cell's sound
 PIXEL_SCRIPT = """<script>
@@ -382,7 +312,7 @@ def _point_card(p: dict) -> str:
     )
 
 
-# --- the validation page of `pixelplayer eval --html` ------------------------------------------
+# --- the validation page of `pixelplayer eval --html` -----------------------------------------
 
 
 @dataclass

@@ -1,10 +1,12 @@
-"""Separators: anything that turns a batch of mixtures into one estimate per source.
+"""Mixture separators: anything that turns a batch of mixtures into one estimate per source.
 
-Learned models and oracles share one interface, so the evaluator scores them side by side:
-`separator(batch) -> (B, N, L)` where batch holds `mix` (B, L), `frames` (B, N, 3, T, H, W)
-and, for oracles only, the true `audios` (B, N, L). A separator whose estimates come in no
-particular order (unsupervised baselines) sets `permutation_invariant = True`; the evaluator
-then pairs them with the references in the order that scores best.
+These are what `pixelplayer eval` scores (`pixelplayer.separation.Separator`, which separates
+whole videos, is another thing). Learned models and oracles share one interface, so the
+evaluator scores them side by side: `separator(batch) -> (B, N, L)` where batch holds `mix`
+(B, L), `frames` (B, N, 3, T, H, W) and, for oracles only, the true `audios` (B, N, L). A
+separator whose estimates come in no particular order (unsupervised baselines) sets
+`permutation_invariant = True`; the evaluator then pairs them with the references in the order
+that scores best.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from pixelplayer import oracles
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.mixsep import SpecConfig, logits_to_masks, masks_to_waves, network_input
 from pixelplayer.precision import amp_dtype, autocast, fast_layout
+from pixelplayer.run import BEST, Run, as_run
 
-Separator = Callable[[dict], torch.Tensor]
+MixtureSeparator = Callable[[dict], torch.Tensor]
 
 
 class MaskModelSeparator:
@@ -57,24 +60,18 @@ class MaskModelSeparator:
     @classmethod
     def from_run(
         cls,
-        run: str | Path,
-        checkpoint: str = "best.pt",
-        device=None,
-        threshold="config",
+        run: str | Path | Run,
+        checkpoint: str = BEST,
+        device: torch.device | str | None = None,
+        threshold: float | None | str = "config",
         combine: str = "config",
         options: dict | None = None,
     ) -> MaskModelSeparator:
         """The model of a run folder; threshold and combine default to the run's config."""
-        from pixelplayer.config import load_config
-        from pixelplayer.models.registry import load_model
-
-        run = Path(run)
-        path = run / checkpoint
-        if not path.is_file():
-            raise PixelPlayerError(f"{path}: no checkpoint; train first with `pixelplayer train`")
-        cfg = load_config(run / "config.yaml")
+        run = as_run(run)
+        cfg = run.config
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model, _ = load_model(path)
+        model, _ = run.load_model(checkpoint=checkpoint)
         thr = cfg.train.mask_threshold if threshold == "config" else threshold
         spec = cfg.spec if combine == "config" else replace(cfg.spec, combine=combine)
         return cls(fast_layout(model.to(device)), spec, thr, device, cfg.train.amp, options)
@@ -93,7 +90,7 @@ def model_inputs(model: torch.nn.Module, batch: dict, device) -> dict[str, torch
     return {n: batch[n].to(device) for n in names}
 
 
-def _oracle(fn) -> Separator:
+def _oracle(fn) -> MixtureSeparator:
     def separate(batch: dict) -> torch.Tensor:
         if "audios" not in batch:
             raise PixelPlayerError("an oracle separator needs the true sources")
@@ -102,7 +99,7 @@ def _oracle(fn) -> Separator:
     return separate
 
 
-ORACLES: dict[str, Separator] = {
+ORACLES: dict[str, MixtureSeparator] = {
     "ibm": _oracle(oracles.ideal_binary_mask),
     "irm": _oracle(oracles.ideal_ratio_mask),
     "mixture": _oracle(oracles.mixture),
@@ -118,32 +115,10 @@ ORACLE_TITLES = {
 BASELINE_TITLES = {"nmf-kmeans": "NMF + MFCC + k-means (Spiertz & Gnann)"}
 
 
-def baseline(name: str, cfg, device=None) -> Separator:
+def baseline(name: str, cfg, device=None) -> MixtureSeparator:
     """The baseline `name` with the STFT (`cfg.spec`) and sample rate of a Config."""
     if name == "nmf-kmeans":
         from pixelplayer.baselines import NmfKmeansSeparator
 
         return NmfKmeansSeparator(cfg.spec, sr=cfg.sample.sr, device=device)
     raise PixelPlayerError(f"unknown baseline {name!r}; choose from {', '.join(BASELINE_TITLES)}")
-
-
-def run_separators(run: str | Path, cfg, device=None, **mask_options) -> dict[str, Callable]:
-    """What a run folder offers, by `--separator` name -> a zero-argument builder.
-
-    A mask model (PixelPlayer and kin) offers 'model', loaded only when built; an AMnet run
-    'amnet' and 'appearance' (its stage 1). A run of
-    `model: miml` offers the separators of `pixelplayer.miml.run_separators` ('miml',
-    'exemplar', ...): that module is imported only for such runs.
-    """
-    if cfg.model == "miml":
-        from pixelplayer import miml
-
-        found = miml.run_separators(Path(run), device)
-        return {name: (lambda sep=sep: sep) for name, sep in found.items()}
-
-    def load(**options):
-        return lambda: MaskModelSeparator.from_run(run, device=device, **options, **mask_options)
-
-    if cfg.model == "amnet":  # and its stage 1 alone, scored on the same mixtures
-        return {"amnet": load(), "appearance": load(options={"stage": 1})}
-    return {"model": load()}
