@@ -9,7 +9,14 @@ synthetic 320x240, 25 fps video with a tone, `--sources 2`. Timed after start-up
 and one warm-up call on a short clip). Target: under 0.15x real time (60 s in under 9 s) on two
 CPU cores. Another process's load slows it down: the load average is printed beside it.
 
-Localization (with --run and --duets; DIR made by `pixelplayer data synth OUT --duets N`):
+Localization (with --run and --duets; DIR made by `pixelplayer data synth OUT --duets N
+--trios N`, duets and trios alike):
+  grounding with a grounding head, first: its map of probabilities read with its own decision
+            (> 0.5) on the same balanced samples (target >= 95 % right; distractors <= 5 % and
+            background <= 3 % called sounding), then over all cells of every frame where an
+            instrument sounds the field's CIoU@0.3 and AUC and NSA (`localization.
+            grounding_scores`; targets CIoU >= 60, NSA >= 98.5), and the share of videos where
+            separate finds as many sources as instruments sound (target >= 95 %).
   accuracy  per sampled frame of every duet, the cells of the feature grid whose centre lies on
             an instrument's picture (its opaque pixels, redrawn from the duet's meta file) while
             the instrument sounds, and as many drawn from the rest (background, the transparent
@@ -21,13 +28,14 @@ Localization (with --run and --duets; DIR made by `pixelplayer data synth OUT --
             frame's energy map is divided by its total (loud and quiet moments on one scale;
             silent frames are skipped), and one threshold for all duets, the median of all
             sampled values (the classes are balanced, so the median is the unbiased split),
-            says "sounding". Target: >= 90 % right. A last line counts every cell of an
+            says "sounding" (the energy map; with a grounding head, the second reading).
+            Target: >= 90 % right. A last line counts every cell of an
             instrument's box as the instrument.
   SDR gain  each instrument's sound = the cells in its (median over frames) box, heard as the
             model hears a clip (`separate_video(boxes=...)`: the cells' features max-pooled),
             and, second line, the cell at the box's centre (`points=...`); SDR of that against
             its stem minus the SDR of the mixture against the stem (`metrics.score_batch`).
-            Target: >= 4 dB.
+            Target: >= 4 dB (with a grounding head, >= 10 dB).
 The ground truth and the accuracy are pixelplayer.localization's.
 """
 
@@ -44,11 +52,20 @@ import numpy as np
 
 from pixelplayer.audio import load_audio
 from pixelplayer.config import load_config
-from pixelplayer.localization import BOXES, RULES, accuracy, duet_samples, sounding_sources
+from pixelplayer.localization import (
+    BOXES,
+    RULES,
+    accuracy,
+    duet_samples,
+    frame_ious,
+    grounding_scores,
+    sounding_sources,
+)
 from pixelplayer.metrics import score_batch
 from pixelplayer.models.registry import save_checkpoint
 from pixelplayer.run import Run
 from pixelplayer.separation import MAP_FPS, Separator
+from pixelplayer.separation.regions import SOUNDING_SHARE
 from pixelplayer.training import build_model
 from pixelplayer.video import write_video
 
@@ -120,10 +137,12 @@ def speed(work: Path, seconds: float, map_fps: float | None) -> None:
 
 def localization(run: Path, duets: Path, limit: int | None, map_fps: float | None) -> None:
     metas = sorted((duets / "meta").glob("*.json"))
-    metas = [m for m in metas if json.loads(m.read_text()).get("kind") == "duet"][:limit]
+    ensembles = ("duet", "trio")
+    metas = [m for m in metas if json.loads(m.read_text()).get("kind") in ensembles][:limit]
     if not metas:
         raise SystemExit(
-            f"{duets}: no duets (make them with `pixelplayer data synth OUT --duets N`)"
+            f"{duets}: no duets or trios (make them with `pixelplayer data synth OUT --duets N "
+            "--trios N`)"
         )
     sep = Separator.from_run(run)
     rng = np.random.default_rng(0)
@@ -133,6 +152,8 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
         "motion": ("motion", "sounding instruments"),
     }
     samples = {k: ([], [], []) for k in rules}
+    own = ([], [], [])  # the grounding head's map, read with its own decision
+    ious, kinds, counted = [], {}, []
     scores = {"box": [], "point": []}
     for path in metas:
         meta = json.loads(path.read_text())
@@ -154,6 +175,22 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
                 got = duet_samples(maps, r.frame_times, size, meta, sounding, rng, rule)
                 for into, more in zip(samples[name], got, strict=True):
                     into.extend(more)
+        if r.sounding is not None:
+            size = (r.width, r.height)
+            got = duet_samples(
+                r.sounding, r.frame_times, size, meta, sounding, rng, "sounding instruments", False
+            )
+            for into, more in zip(own, got, strict=True):
+                into.extend(more)
+            more_ious, more_kinds = frame_ious(r.sounding, r.frame_times, size, meta, sounding)
+            ious += more_ious
+            for name, (called, count) in more_kinds.items():
+                kinds.setdefault(name, [0, 0])
+                kinds[name][0] += called
+                kinds[name][1] += count
+            # the instruments that sound in the video, as separate counts a cell sounding
+            playing = int((sounding.mean(0) >= SOUNDING_SHARE).sum())
+            counted.append(len(r.source_waves) == playing)
         for name, est in (("box", r.box_waves), ("point", r.point_waves)):
             scores[name].append(score_batch(ref, est[None, :, :n], r.mixture[None, :n]))
         gains = scores["box"][-1]["nsdr"][0]
@@ -162,10 +199,32 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
             f"{', '.join(f'{x:.1f}' for x in gains)} dB; {len(r.source_waves)} sources found; "
             f"one instrument resting in {100 * np.mean(~sounding.all(1)):.0f} % of the frames"
         )
+    if own[0]:
+        acc, count, per_kind = accuracy(*own, threshold=0.5)
+        g = grounding_scores(ious, kinds)
+        print(
+            f"grounding: {100 * acc:.1f} % of {count} sampled cells right in {len(metas)} "
+            f"videos (the model's own decision, probability > 0.5) -> target >= 95 %: "
+            f"{'met' if acc >= 0.95 else 'NOT met'}"
+        )
+        print(
+            "  called sounding, by what the cell shows: "
+            + ", ".join(f"{k} {100 * v:.1f} %" for k, v in sorted(per_kind.items()))
+            + " -> targets distractor <= 5 %, background <= 3 %"
+        )
+        print(
+            f"  CIoU@0.3 {g['ciou']:.1f}, AUC {g['auc']:.1f}, NSA {g['nsa']:.1f} over "
+            f"{len(ious)} frames (all cells) -> targets CIoU >= 60, NSA >= 98.5; per kind: "
+            + ", ".join(f"{k[9:]} {v:.1f} %" for k, v in sorted(g.items()) if k[:9] == "sounding ")
+        )
+        print(
+            f"  sources found = instruments sounding on {100 * np.mean(counted):.1f} % of "
+            f"{len(counted)} videos -> target >= 95 %"
+        )
     acc, count, per_kind = accuracy(*samples["sounding instruments"])
     print(
         f"localization: {100 * acc:.1f} % of {count} sampled cells right in {len(metas)} "
-        f"duets (cells on the pictures of the instruments sounding in the frame vs on "
+        f"videos (cells on the pictures of the instruments sounding in the frame vs on "
         f"background, box corners and distractors, one threshold = median energy share) -> "
         f"target >= 90 %: {'met' if acc >= 0.9 else 'NOT met'}"
     )

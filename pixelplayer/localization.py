@@ -10,7 +10,13 @@ drawn into it with its pose) and holds each instrument's stem. From them, per sa
   or background;
 - which of those count as sounding (`RULES`), and balanced samples of sounding and silent cells
   of a map (energy or motion), each as its share of the frame's total;
-- the share of samples told apart right by one threshold, their median (`accuracy`).
+- the share of samples told apart right by one threshold: their median, or the model's own
+  absolute decision (`accuracy`);
+- the field's metrics of a map of probabilities (`grounding_scores`): CIoU, the IoU of the cells
+  called sounding with those on sounding instruments, as the share of frames reaching 0.3 and
+  its area under the curve over thresholds 0 to 1 (Discriminative Sounding Objects
+  Localization's protocol), and NSA, the share of the cells that show no sounding instrument
+  called silent.
 """
 
 from __future__ import annotations
@@ -109,12 +115,14 @@ def duet_samples(
     sounding: np.ndarray,
     rng: np.random.Generator,
     rule: str,
+    shares: bool = True,
 ) -> tuple[list, list, list]:
     """(shares of each frame's total, is sounding, kind of cell) of balanced cell samples of
     `maps` (T, h, w) (an energy or a motion map over frames shown at `frame_times`, of a video
     of `frame_size` (width, height)) from every sounding frame. `sounding` (T, N): which
     instruments sound in each frame; `rule`: a key of RULES (what each kind of cell counts
-    as), or BOXES (every cell in an instrument's box sounds, the rest not)."""
+    as), or BOXES (every cell in an instrument's box sounds, the rest not). shares=False keeps
+    the values as they are (probabilities on an absolute scale)."""
     boxes = [np.asarray(s["boxes"], float) for s in meta["sources"]]  # (T_meta, 4) each
     centres = grid_centres(frame_size[1], frame_size[0], maps.shape[1:])
     totals = maps.reshape(len(maps), -1).sum(1)
@@ -134,7 +142,7 @@ def duet_samples(
         n = min(len(yes), len(no))
         if n == 0:
             continue
-        share = maps[t].reshape(-1) / totals[t]
+        share = maps[t].reshape(-1) / (totals[t] if shares else 1.0)
         for cells, label in ((yes, True), (no, False)):
             pick = rng.choice(cells, n, replace=False)
             values.extend(share[pick])
@@ -144,12 +152,64 @@ def duet_samples(
 
 
 def accuracy(
-    values: Sequence[float], truth: Sequence[bool], kinds: Sequence[str] | None = None
+    values: Sequence[float],
+    truth: Sequence[bool],
+    kinds: Sequence[str] | None = None,
+    threshold: float | None = None,
 ) -> tuple[float, int, dict[str, float]]:
-    """Right share with one threshold, the median of all values (the classes are balanced),
-    the count, and per kind of cell the share called sounding."""
+    """Right share with one threshold (None: the median of all values, an even split since
+    the classes are balanced; else the model's own, e.g. 0.5 on probabilities), the count,
+    and per kind of cell the share called sounding."""
     values, truth = np.asarray(values), np.asarray(truth)
-    sounding = values > np.median(values)
+    sounding = values > (np.median(values) if threshold is None else threshold)
     kinds = np.array(kinds if kinds is not None else [], dtype=object)
     per_kind = {k: float(np.mean(sounding[kinds == k])) for k in dict.fromkeys(kinds)}
     return float(np.mean(sounding == truth)), len(values), per_kind
+
+
+CIOU_AT = 0.3  # a frame is localized when its IoU reaches this (the field's CIoU@0.3)
+
+
+def frame_ious(
+    maps: np.ndarray,
+    frame_times: np.ndarray,
+    frame_size: tuple[int, int],
+    meta: dict,
+    sounding: np.ndarray,
+    threshold: float = 0.5,
+) -> tuple[list[float], dict[str, list[int]]]:
+    """Per frame where an instrument sounds: the IoU of the cells of `maps` (T, h, w) over
+    `threshold` with the cells on sounding instruments; and per kind of cell, [called
+    sounding, count] over those frames."""
+    centres = grid_centres(frame_size[1], frame_size[0], maps.shape[1:])
+    frames = len(meta["sources"][0]["boxes"])
+    ious, kinds = [], {}
+    for t, time_s in enumerate(frame_times[: len(maps)]):
+        playing = sounding[min(t, len(sounding) - 1)]
+        if not playing.any():
+            continue
+        k = min(frames - 1, int(round(time_s * meta["fps"])))
+        kind = cell_kinds(centres, meta, k, playing)
+        called = maps[t].reshape(-1) > threshold
+        truth = kind == "instrument"
+        union = (called | truth).sum()
+        ious.append(float((called & truth).sum() / union) if union else 1.0)
+        for name in dict.fromkeys(kind):
+            got = kinds.setdefault(name, [0, 0])
+            got[0] += int(called[kind == name].sum())
+            got[1] += int((kind == name).sum())
+    return ious, kinds
+
+
+def grounding_scores(ious: Sequence[float], kinds: dict[str, list[int]]) -> dict[str, float]:
+    """CIoU@0.3 and its AUC (in %, over frames), NSA (in %: the cells showing no sounding
+    instrument called silent), and per kind of cell the share called sounding (%)."""
+    ious = np.asarray(ious, float)
+    steps = np.linspace(0, 1, 21)[:-1]  # success rate at IoU thresholds 0, 0.05, ..., 0.95
+    silent = [v for name, v in kinds.items() if name != "instrument"]
+    scores = {
+        "ciou": 100 * float(np.mean(ious >= CIOU_AT)),
+        "auc": 100 * float(np.mean([np.mean(ious >= s) for s in steps])),
+        "nsa": 100 * (1 - sum(v[0] for v in silent) / max(1, sum(v[1] for v in silent))),
+    }
+    return scores | {f"sounding {k}": 100 * v[0] / max(1, v[1]) for k, v in kinds.items()}

@@ -67,12 +67,26 @@ class GroundingHead(nn.Module):
         cos = torch.einsum("bdthw,sd->bsthw", cells.float(), sounds.float())
         return self.scale * cos + self.bias
 
+    def own_logits(self, cells: torch.Tensor, sounds: torch.Tensor) -> torch.Tensor:
+        """Each item's cells (B, D, T, h, w) against its own sound (B, D) -> (B, T, h, w)."""
+        cos = torch.einsum("bdthw,bd->bthw", cells.float(), sounds.float())
+        return self.scale * cos + self.bias
+
 
 def bag_scores(logits: torch.Tensor) -> torch.Tensor:
     """(..., T, h, w) cell logits -> (..., T): each frame's mean of its top TOP_SHARE cells."""
     flat = logits.flatten(-2)
     top = max(1, round(TOP_SHARE * flat.shape[-1]))
     return flat.topk(top, dim=-1).values.mean(dim=-1)
+
+
+def correspondence_targets(classes: torch.Tensor, heard: torch.Tensor) -> torch.Tensor:
+    """(B, N) classes and heard flags -> (B*N, B + 1) float: does clip (i, m) sound in mixture
+    j (its class is one that mixture j hears), and, last column, in silence (never)."""
+    b, n = classes.shape
+    heard_classes = torch.where(heard, classes, -1)  # (B, N)
+    target = (classes.reshape(b * n, 1, 1) == heard_classes.reshape(1, b, n)).any(-1)
+    return torch.cat([target, target.new_zeros(b * n, 1)], dim=1).float()
 
 
 def grounding_loss(
@@ -94,16 +108,11 @@ def grounding_loss(
     all of a negative bag's cells down (through its top cells) leaves background and silent
     objects dark: they are in every negative bag.
     """
-    b, n = classes.shape
     silence = torch.full_like(log_mag[:1], float(log_mag.min()))  # the quietest input there is
     sounds = head.sound(torch.cat([log_mag, silence]))  # (B + 1, D)
     cells = head.cells(pixels.flatten(0, 1))  # (B*N, D, T, h, w)
     scores = bag_scores(head.logits(cells, sounds))  # (B*N, B + 1, T)
-    # clip (i, m) sounds in mixture j when its class is one mixture j hears
-    heard_classes = torch.where(heard, classes, -1)  # (B, N)
-    target = (classes.reshape(b * n, 1, 1) == heard_classes.reshape(1, b, n)).any(-1)
-    target = torch.cat([target, target.new_zeros(b * n, 1)], dim=1).float()  # silence: none
-    target = target.unsqueeze(-1).expand_as(scores)
+    target = correspondence_targets(classes, heard).unsqueeze(-1).expand_as(scores)
     per = F.binary_cross_entropy_with_logits(scores, target, reduction="none")
     pos, neg = target.bool(), ~target.bool()
     pos_loss = per[pos].mean() if pos.any() else per.new_zeros(())

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from pixelplayer.models.frame import FrameNet
+from pixelplayer.models.grounding import GroundingHead, grounding_loss
 from pixelplayer.models.registry import register
 from pixelplayer.models.sound import UNet
 from pixelplayer.models.synthesizer import InnerProd
@@ -26,6 +27,9 @@ class PixelPlayer(nn.Module):
     log_floor: added to the magnitude before the log. The reference's 1e-10 suits recordings
     with a noise floor; on audio with digital silence it puts the silent bins at -23 while the
     sound sits near 0, and the input BatchNorm then spends its range on silence.
+    grounding: GroundingHead kwargs (dim, width) and `weight`, its loss's share beside the
+    masks' (1): which cells make the sound heard (models/grounding.py), trained with the
+    masks. None: no head, the paper's model.
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class PixelPlayer(nn.Module):
         sound: dict[str, Any] | None = None,
         k: int = 32,
         log_floor: float = 1e-10,
+        grounding: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.log_floor = log_floor
@@ -45,6 +50,11 @@ class PixelPlayer(nn.Module):
         self.frame_net = FrameNet(**frame)
         self.sound_net = UNet(**sound)
         self.synth = InnerProd(k)
+        self.grounding, self.grounding_weight = None, 0.0
+        if grounding is not None:
+            grounding = dict(grounding)
+            self.grounding_weight = float(grounding.pop("weight", 1.0))
+            self.grounding = GroundingHead(k, **grounding)
 
     def sound_features(self, mix_mag: torch.Tensor) -> torch.Tensor:
         """Linear magnitude (B, 1, F, T), already in the net's frequency layout -> (B, K, F, T)."""
@@ -101,24 +111,44 @@ class PixelPlayer(nn.Module):
         """
         return self.vector_logits(self.pool_cells(cells, regions), sound)
 
-    def forward(self, mix_mag: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        mix_mag: torch.Tensor,
+        frames: torch.Tensor,
+        classes: torch.Tensor | None = None,
+        heard: torch.Tensor | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Mask logits for N sources: mix_mag (B, 1, F, T), frames (B, N, 3, T_f, H, W).
 
-        Returns (B, N, F, T); sigmoid gives binary-mask probabilities or ratio masks.
+        Returns (B, N, F, T); sigmoid gives binary-mask probabilities or ratio masks. Given
+        the clips' classes and whether each is heard in its mixture, both (B, N), a model
+        with a grounding head also returns that head's loss (training).
         """
         if frames.dim() != 6 or frames.shape[0] != mix_mag.shape[0]:
             raise ValueError(
                 f"frames must be (B={mix_mag.shape[0]}, N, 3, T, H, W), got {tuple(frames.shape)}"
             )
-        sound = self.sound_features(mix_mag)  # (B, K, F, T)
+        log_mag = torch.log(mix_mag + self.log_floor)
+        sound = self.sound_net(log_mag)  # (B, K, F, T), as sound_features
         # one frame-net call per source, as the reference does (BatchNorm statistics per source)
-        return torch.cat(
-            [
-                self.vector_logits(self.frame_features(frames[:, n])[:, None], sound)
-                for n in range(frames.shape[1])
-            ],
-            dim=1,
-        )
+        raw = [self.frame_pixels(frames[:, n]) for n in range(frames.shape[1])]  # (B, K, T_f, h, w)
+        # each clip's vector as frame_features pools it
+        vectors = [self.frame_net.pool_features(r)[:, None] for r in raw]
+        logits = torch.cat([self.vector_logits(v, sound) for v in vectors], dim=1)
+        if classes is None or self.grounding is None:
+            return logits
+        pixels = torch.stack(raw, dim=1)  # (B, N, K, T_f, h, w)
+        return logits, grounding_loss(self.grounding, pixels, log_mag, classes, heard)
+
+    def sounding_logits(self, raw: torch.Tensor, mix_mag: torch.Tensor) -> torch.Tensor:
+        """Does each cell make the sound of its own mixture? Raw features (B, K, T_f, h, w)
+        (`frame_pixels`) and magnitudes (B, 1, F, T), or one (1, 1, F, T) for all -> logits
+        (B, T_f, h, w), absolute: sigmoid > 0.5 is the model's decision. Needs the head."""
+        if self.grounding is None:
+            raise ValueError("this PixelPlayer has no grounding head (model_kwargs.grounding)")
+        sounds = self.grounding.sound(torch.log(mix_mag + self.log_floor))  # (B or 1, D)
+        sounds = sounds.expand(raw.shape[0], -1)
+        return self.grounding.own_logits(self.grounding.cells(raw), sounds)
 
     def pixel_logits(
         self,

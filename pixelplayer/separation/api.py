@@ -48,6 +48,7 @@ from pixelplayer.separation.regions import (
     group_cells,
     lattice_cells,
     one_cell,
+    sounding_groups,
 )
 from pixelplayer.separation.separators import MaskModelSeparator
 from pixelplayer.separation.windows import wanted_frames, window_starts
@@ -176,10 +177,15 @@ class Separator:
                 motion = motion_map(self.ame, np.stack(frames.gray), mix, self.device)
             bar.reset(total=round(duration, 1))
             bar.set_description_str(f"{path.name}: sound")
-            sound, window_vis, energy = vm.windows(mix, starts, frames, bar)
+            sound, window_vis, energy, sounding = vm.windows(mix, starts, frames, bar)
             feat = tuple(energy.shape[1:])  # (h, w)
-            cell_vis = window_vis.mean(0).permute(1, 2, 0).numpy()  # (h, w, K)
-            labels, thr = group_cells(cell_vis, energy.mean(0).numpy(), sources)
+            sure = None
+            if sounding is not None:  # the model says which cells sound
+                labels, sure = sounding_groups(sounding.numpy(), sources)
+                thr = 0.5
+            else:  # the loudest cells, by a threshold on this video's energy
+                cell_vis = window_vis.mean(0).permute(1, 2, 0).numpy()  # (h, w, K)
+                labels, thr = group_cells(cell_vis, energy.mean(0).numpy(), sources)
             sources_at = [labels == i for i in range(int(labels.max()) + 1)]
             point_cells = np.array(
                 [cell_of(x, y, info.width, info.height, feat) for x, y in points], np.int64
@@ -202,7 +208,7 @@ class Separator:
             source_waves=src_waves,
             point_waves=point_waves,
             cell_waves=cell_waves,
-            source_masks=np.stack(sources_at),
+            source_masks=np.array(sources_at, bool).reshape(-1, *feat),
             points=points,
             point_cells=point_cells,
             lattice_cells=lattice,
@@ -218,6 +224,8 @@ class Separator:
             audio_stream=track.stream,
             audio_offset=track.offset,
             notes=track.notes,
+            sounding=None if sounding is None else sounding.numpy().astype(np.float32),
+            sure=sure,
         )
         result.seconds = time.perf_counter() - start
         if out is not None:

@@ -10,6 +10,9 @@
           window: the map then shows what sounds at that moment, and it costs 25-50x less.
   regions a region's sound is the mixture masked by its cells' features max-pooled
           (`PixelPlayer.region_logits`), the way training pools a clip's pixels into one vector.
+  sounding with a grounding head, per sampled frame: the probability that each cell makes the
+          sound of the window whose centre is nearest (`PixelPlayer.sounding_logits`), on an
+          absolute scale: where nothing sounds, the map is dark.
 
 Masks are a sigmoid each (`logits_to_masks` with combine="independent"), thresholded as in
 `eval`: a pixel's or a region's sound is its own, it has no rivals to share bins with.
@@ -73,9 +76,10 @@ class VideoMasker:
 
     def windows(
         self, mix: np.ndarray, starts: np.ndarray, frames: VideoFrames, bar: tqdm
-    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """-> (sound features per batch of windows, each (B, K, R, Tc); window pixel features
-        (n, K, h, w); energy maps (T, h, w))."""
+        (n, K, h, w); energy maps (T, h, w); sounding probabilities (T, h, w), None without
+        a grounding head)."""
         s, win = self.sample, self.sample.audio_len
         audio = padded(mix, starts, win)
         # the window's own frames, as in training: clamped to the video's frames
@@ -88,7 +92,8 @@ class VideoMasker:
         owner = frame_owners(starts, s, frames.count)  # (T,) window of each frame
         vis_pos = frames.position(np.arange(frames.count))
 
-        sound, energy = [], []
+        grounded = self.model.grounding is not None
+        sound, energy, sounding = [], [], []
         for b0 in range(0, len(starts), WINDOW_BATCH):
             ws = np.arange(b0, min(len(starts), b0 + WINDOW_BATCH))
             chunk = torch.from_numpy(np.stack([audio[st : st + win] for st in starts[ws]]))
@@ -106,13 +111,19 @@ class VideoMasker:
                     vis = self.model.pool_time(one)  # (F, K, h, w)
                     e = self._frame_energy(vis, mine, starts[w], feats[j], power[j])
                     energy.append((mine, e))
+                    if grounded:
+                        with autocast(self.device, self.dtype):
+                            z = self.model.sounding_logits(one.to(self.device), mag[j : j + 1])
+                        sounding.append((mine, torch.sigmoid(z[:, 0].float()).cpu()))
             last = ws[-1] == len(starts) - 1
             covered = bar.total if last else min(bar.total, (starts[ws[-1]] + win) / s.sr)
             bar.update(max(0.0, covered - bar.n))
-        maps = torch.zeros(frames.count, *window_vis.shape[-2:])
-        for mine, e in energy:
-            maps[torch.from_numpy(mine)] = e
-        return sound, window_vis, maps
+        return (
+            sound,
+            window_vis,
+            _by_frame(energy, frames.count),
+            (_by_frame(sounding, frames.count) if grounded else None),
+        )
 
     def _power_on_net_layout(self, spec: torch.Tensor) -> torch.Tensor:
         """|mixture|^2 (B, bins, Tc) pulled back onto the net's frequency rows -> (B, R, Tc).
@@ -213,3 +224,11 @@ class VideoMasker:
             waves = masks_to_waves(masks[None], spec, len(audio), self.spec)[0]  # (V', Lp)
             out.append(waves[:, : len(mix)].float().cpu().numpy())
         return np.concatenate(out)[np.asarray(back).reshape(-1)]
+
+
+def _by_frame(parts: list[tuple[np.ndarray, torch.Tensor]], count: int) -> torch.Tensor:
+    """Per-window pieces (frame indices, their (F, h, w) maps) -> (count, h, w)."""
+    maps = torch.zeros(count, *parts[0][1].shape[-2:])
+    for frames, values in parts:
+        maps[torch.from_numpy(frames)] = values
+    return maps

@@ -1,10 +1,10 @@
 """What a separation finds (`VideoSeparation`) and the files it writes for the page to read.
 
 OUT/manifest.json lists them, written last: a manifest means the folder is complete. Beside it
-frame.jpg, energy.npy/.png, motion.npy/.png (with an audio-motion embedding), overlay.mp4 (the
-heat map over the video, with the original audio), mixture.wav, sources/source_<i>.wav|.png|
-_spec.png, points/point_<i>.wav|_spec.png, boxes/box_<i>.wav|_spec.png and
-cells/cell_<r>_<c>.wav.
+frame.jpg, energy.npy/.png, sounding.npy/.png (with a grounding head), motion.npy/.png (with an
+audio-motion embedding), overlay.mp4 (the heat map over the video, with the original audio),
+mixture.wav, sources/source_<i>.wav|.png|_spec.png, points/point_<i>.wav|_spec.png,
+boxes/box_<i>.wav|_spec.png and cells/cell_<r>_<c>.wav.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class VideoSeparation:
     width: int  # original frame size
     height: int
     duration: float  # s
-    threshold: float  # mean cell energy from which a cell counts as sounding
+    threshold: float  # mean cell energy from which a cell sounds (0.5: a grounding head's)
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # x0, y0, x1, y1
     box_waves: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     # (T, h_m, w_m) in [0, 1]: where the motion goes with the sound (an audio-motion embedding's
@@ -58,6 +58,11 @@ class VideoSeparation:
     audio_stream: int = 0
     audio_offset: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # (T, h, w) in [0, 1]: the probability that each cell makes the sound heard then (a
+    # grounding head's; absolute, so a frame where nothing sounds is dark), when the model has
+    # one; then the sources are its sounding groups of cells, and `sure` (S,) says how sure
+    sounding: np.ndarray | None = None
+    sure: np.ndarray | None = None
 
     @property
     def feature_grid(self) -> tuple[int, int]:
@@ -112,6 +117,15 @@ def write_outputs(
     np.save(out / "energy.npy", r.energy.astype(np.float32))
     mean = r.energy.mean(0)
     Image.fromarray(blend_heat(frame[None], heat_levels(mean)[None])[0]).save(out / "energy.png")
+    sounding_files = {}
+    if r.sounding is not None:
+        np.save(out / "sounding.npy", r.sounding.astype(np.float32))
+        heat = r.sounding.mean(0)[None]  # absolute: not scaled to the loudest
+        Image.fromarray(blend_heat(frame[None], heat)[0]).save(out / "sounding.png")
+        sounding_files = {"sounding": "sounding.npy", "sounding_png": "sounding.png"}
+    else:
+        for old in ("sounding.npy", "sounding.png"):  # an earlier run's map would be shown
+            (out / old).unlink(missing_ok=True)
     motion_files = {}
     if r.motion is not None:
         np.save(out / "motion.npy", r.motion)
@@ -121,7 +135,7 @@ def write_outputs(
     else:
         for old in ("motion.npy", "motion.png"):  # an earlier run's map would be shown
             (out / old).unlink(missing_ok=True)
-    levels = heat_levels(r.energy)
+    levels = r.sounding if r.sounding is not None else heat_levels(r.energy)
     overlay = np.empty((len(frames), dh, dw, 3), np.uint8)
     for t0 in range(0, len(frames), 32):  # bounded float temporaries
         part = np.stack(frames[t0 : t0 + 32])
@@ -144,6 +158,7 @@ def write_outputs(
                 "png": f"{base}.png",
                 "spectrogram": f"{base}_spec.png",
                 "cells": cells,
+                **({"sure": round(float(r.sure[i]), 3)} if r.sure is not None else {}),
             }
         )
     manifest_points = []
@@ -196,6 +211,7 @@ def write_outputs(
         "frame": "frame.jpg",
         "energy": "energy.npy",
         "energy_png": "energy.png",
+        **sounding_files,
         **motion_files,
         "overlay": "overlay.mp4",
         "mixture": "mixture.wav",

@@ -67,6 +67,13 @@ def _url(rel: str) -> str:
     return _esc(quote(str(rel), safe="/"))
 
 
+def _number(value: object) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _fmt(value: object, spec: str) -> str:
     """A number formatted (NaN, e.g. an item that could not be scored, as "n/a"), or as text."""
     try:
@@ -199,7 +206,8 @@ def _read_manifest(out_dir: Path) -> dict:
 
 def _linked_files(m: dict) -> list[str]:
     """Every file the page links to, in page order."""
-    files = [m["frame"], m["energy_png"], *([m["motion_png"]] if "motion_png" in m else [])]
+    files = [m["frame"], m["energy_png"]]
+    files += [m[k] for k in ("sounding_png", "motion_png") if k in m]
     files += [m["overlay"], m["mixture"]]
     for s in m.get("sources", []):
         files += [s["png"], s["wav"], s["spectrogram"]]
@@ -261,7 +269,23 @@ def _separation_body(m: dict) -> str:
             _audio(id="pixel-audio"),
             class_="wide",
         ),
-        _figure("sound energy per pixel", _img(m["energy_png"], "sound energy map"), class_="wide"),
+        *(
+            [
+                _figure(
+                    "where the sound comes from (the model's probability, 0 to 1)",
+                    _img(m["sounding_png"], "sounding map"),
+                    class_="wide",
+                )
+            ]
+            if "sounding_png" in m
+            else [
+                _figure(
+                    "sound energy per pixel",
+                    _img(m["energy_png"], "sound energy map"),
+                    class_="wide",
+                )
+            ]
+        ),
         *(
             [
                 _figure(
@@ -279,6 +303,8 @@ def _separation_body(m: dict) -> str:
         "<h2>Mixture</h2>",
         f'<div class="wide">{_audio(m["mixture"], id="mixture-audio")}</div>',
     ]
+    if "sounding_png" in m and not m.get("sources"):
+        parts += ["<h2>Sources</h2>", '<p class="hint">Nothing sounds here: no source found.</p>']
     if m.get("sources"):
         parts += ["<h2>Sources</h2>", '<div class="row">']
         parts += [_source_card(s) for s in m["sources"]]
@@ -293,6 +319,8 @@ def _separation_body(m: dict) -> str:
 def _source_card(s: dict) -> str:
     n = len(s.get("cells", []))
     title = f"source {_esc(s.get('index', '?'))} · {n} cell{'s' if n != 1 else ''}"
+    if "sure" in s:
+        title += f" · {_fmt(100 * _number(s['sure']), '.0f')} % sure"
     return (
         f'<div class="card source"><strong>{title}</strong>'
         + _img(s["png"], f"region of source {s.get('index', '?')}")

@@ -106,6 +106,39 @@ def group_cells(
     return labels, thr
 
 
+SOUNDING_SHARE = 0.25  # a cell sounds in a video when it sounds in this share of its frames
+MIN_CELLS = 4  # a source is at least this many connected sounding cells (one cell is noise)
+
+
+def sounding_groups(
+    sounding: np.ndarray, sources: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A grounding head's maps (T, h, w) of probabilities -> (labels (h, w), -1 for silent
+    cells; how sure (S,): each source's mean probability where it sounds).
+
+    The model decides, not a per-video threshold: a cell sounds in a frame when its probability
+    is over 0.5, and in the video when it does in SOUNDING_SHARE of the frames (an instrument
+    rests now and then). Each connected group of sounding cells (8 neighbours) of at least
+    MIN_CELLS is one source, the surest first; `sources` keeps that many at most. A video
+    where nothing sounds has no source.
+    """
+    from scipy import ndimage
+
+    on = sounding > 0.5  # (T, h, w)
+    found, count = ndimage.label(on.mean(0) >= SOUNDING_SHARE, structure=np.ones((3, 3)))
+    groups, sure = [], []
+    for g in range(1, count + 1):
+        cells = found == g
+        if cells.sum() >= MIN_CELLS:
+            groups.append(cells)
+            sure.append(float(sounding[:, cells][on[:, cells]].mean()))
+    order = np.argsort(sure)[::-1][:sources]
+    labels = np.full(sounding.shape[1:], -1, np.int64)
+    for i, g in enumerate(order):
+        labels[groups[g]] = i
+    return labels, np.array([sure[g] for g in order], np.float32)
+
+
 # --- pixels, boxes and cells ------------------------------------------------------------------
 
 

@@ -53,6 +53,11 @@ class MaskTask(Task):
         super().__init__(cfg, data, device, progress)
         self.amp_dtype = amp_dtype(self.device, cfg.train.amp)
         self.pin = self.device.type == "cuda"
+        # a grounding head (models/grounding.py) learns beside the masks: its loss in history
+        self.grounded = cfg.model_kwargs.get("grounding") is not None
+        if self.grounded:
+            fields, at = MaskTask.history_fields, MaskTask.history_fields.index("train_loss") + 1
+            self.history_fields = [*fields[:at], "train_grounding", *fields[at:]]
 
     def build(self) -> tuple[nn.Module, dict]:
         return build_model(self.cfg)
@@ -109,15 +114,30 @@ class MaskTask(Task):
         with autocast(dev, self.amp_dtype):
             _, mag = mixsep.network_input(mix, spec)
             masks, weight = mixsep.targets(audios, mag, spec)
-            extra = model_inputs(getattr(net, "module", net), batch, dev)
-            logits = net(mag, frames, **extra)  # (B/W, N, R, T)
+            model = getattr(net, "module", net)
+            extra = model_inputs(model, batch, dev)
+            if self.grounded:
+                heard = audios.abs().amax(-1) > 0  # (B/W, N): a clip shown silent is not
+                classes = batch["classes"].to(dev)
+                logits, ground = net(mag, frames, classes, heard, **extra)
+            else:
+                logits = net(mag, frames, **extra)  # (B/W, N, R, T)
         loss = mixsep.loss(logits.float(), masks, weight, spec)
-        return Step(loss, mixsep.loss_denominator(weight, spec))
+        denominator = mixsep.loss_denominator(weight, spec)
+        if not self.grounded:
+            return Step(loss, denominator)
+        loss = loss + model.grounding_weight * ground.float()
+        return Step(loss, denominator, {"train_grounding": float(ground.detach())})
 
     def epoch_figures(self, steps: list[dict[str, float]]) -> dict[str, float]:
         # each step's train_loss is this rank's share of the global batch's: summed over ranks
         total = distributed.all_reduce([sum(s["train_loss"] for s in steps)])[0]
-        return {"train_loss": total / len(steps)}
+        figures = {"train_loss": total / len(steps)}
+        if self.grounded:  # each rank's mean, averaged over ranks
+            mean = sum(s["train_grounding"] for s in steps) / len(steps)
+            world = distributed.world_size()
+            figures["train_grounding"] = distributed.all_reduce([mean])[0] / world
+        return figures
 
     def validate(self, model: nn.Module) -> tuple[dict[str, float], str]:
         t = self.cfg.train
