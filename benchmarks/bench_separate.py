@@ -67,7 +67,7 @@ from pixelplayer.run import Run
 from pixelplayer.separation import MAP_FPS, Separator
 from pixelplayer.separation.regions import SOUNDING_SHARE
 from pixelplayer.training import build_model
-from pixelplayer.video import write_video
+from pixelplayer.video import read_frames, write_video
 
 PAPER = "pixelplayer-paper"
 
@@ -135,6 +135,25 @@ def speed(work: Path, seconds: float, map_fps: float | None) -> None:
 # --- localization -----------------------------------------------------------------------------
 
 
+def nothing_to_see(sep: Separator, duet: Path, work: Path) -> None:
+    """A duet's sound over all-black and all-white frames, and its frames in silence: what the
+    run makes of them (the map should stay dark, no source found)."""
+    r = sep.separate_video(duet, progress=False)
+    frames = read_frames(duet, fps=r.fps)  # (T, H, W, 3)
+    silence = np.zeros_like(r.mixture)
+    cases = {
+        "black frames": (np.zeros_like(frames), r.mixture),
+        "white frames": (np.full_like(frames, 255), r.mixture),
+        "silent soundtrack": (frames, silence),
+    }
+    for name, (pictures, sound) in cases.items():
+        path = work / f"{name.replace(' ', '_')}.mp4"
+        write_video(path, pictures, r.fps, sound, r.sr)
+        got = sep.separate_video(path, progress=False)
+        lit = "" if got.sounding is None else f"; {100 * np.mean(got.sounding > 0.5):.1f} %"
+        print(f"  {name}: {len(got.source_waves)} sources found{lit} of the cells called sounding")
+
+
 def localization(run: Path, duets: Path, limit: int | None, map_fps: float | None) -> None:
     metas = sorted((duets / "meta").glob("*.json"))
     ensembles = ("duet", "trio")
@@ -200,6 +219,9 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
             f"one instrument resting in {100 * np.mean(~sounding.all(1)):.0f} % of the frames"
         )
     if own[0]:
+        with tempfile.TemporaryDirectory() as tmp:
+            print("nothing to see or hear (the first video's sound or frames replaced):")
+            nothing_to_see(sep, duets / json.loads(metas[0].read_text())["video"], Path(tmp))
         acc, count, per_kind = accuracy(*own, threshold=0.5)
         g = grounding_scores(ious, kinds)
         print(

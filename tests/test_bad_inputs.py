@@ -204,7 +204,9 @@ PREPARE = {
     "spaces ü 日本.mp4": (OK, ""),
     f"{HTML_NAME}.mp4": (OK, ""),
 }
-# input -> phrase of the one-line error of `separate` (OK: it separates)
+# input -> phrase of the one-line error of `separate` (OK: it separates; SILENT: it finds
+# nothing to separate and says so)
+SILENT = "silent soundtrack"
 SEPARATE = {
     "empty.mp4": "empty file",
     "garbage.mp4": "damaged or not a video",
@@ -219,7 +221,7 @@ SEPARATE = {
     "surround_5.1.mp4": OK,
     "rate_8k.mp4": OK,
     "rate_96k.mp4": OK,
-    "silent.mp4": "silent",
+    "silent.mp4": SILENT,  # heard: nothing sounds, no source, said on the page
     "clipped.mp4": OK,
     "nan_audio.mkv": "NaN or Inf",
     "inf_audio.mkv": "NaN or Inf",
@@ -352,7 +354,13 @@ def test_separate_cli(media, run, separator, name, tmp_path, capsys):
     argv = ["separate", str(media[name]), "--model", str(run), "--out", str(out)]
     code = main([*argv, "--grid", "2", "--map-fps", "0", "--no-progress"])
     captured = capsys.readouterr()
-    if SEPARATE[name] == OK:
+    if SEPARATE[name] == SILENT:
+        assert code == 0 and "Traceback" not in captured.out + captured.err, captured.err
+        assert "note: the soundtrack is silent" in captured.out
+        assert json.loads((out / "manifest.json").read_text())["sources"] == []
+        page = (out / "index.html").read_text(encoding="utf-8")
+        assert "Nothing sounds here" in page and "the soundtrack is silent" in page
+    elif SEPARATE[name] == OK:
         assert code == 0, captured.err
         assert "Traceback" not in captured.out + captured.err
         wav, rate = sf.read(out / "sources" / "source_0.wav", dtype="float32")
@@ -379,6 +387,11 @@ def test_a_newline_in_a_file_name_keeps_the_error_on_one_line(run, tmp_path, cap
 
 @pytest.mark.parametrize("name", list(SEPARATE))
 def test_separate_api(media, separator, name):
+    if SEPARATE[name] == SILENT:
+        r = separator.separate_video(media[name], progress=False, grid=2, map_fps=0)
+        assert len(r.source_waves) == 0 and (r.energy == 0).all()
+        assert (r.labels == -1).all() and any("silent" in n for n in r.notes)
+        return
     if SEPARATE[name] != OK:
         with pytest.raises(MediaError, match=SEPARATE[name].replace(".", r"\.")) as info:
             separator.separate_video(media[name], progress=False, grid=2, map_fps=0)

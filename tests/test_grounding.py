@@ -205,3 +205,20 @@ def test_separate_hears_the_cells_the_model_calls_sounding(tmp_path, duet_video)
     assert manifest["sources"][0]["sure"] == pytest.approx(1.0, abs=0.01)
     page = write_separation_page(tmp_path / "sep")
     assert "% sure" in page.read_text()
+
+
+@pytest.mark.parametrize("level", [0, 255])
+def test_an_all_black_or_all_white_video_is_separated_without_error(tmp_path, level, capsys):
+    """No object to see: with a head that calls nothing sounding, the map is dark and the
+    page says that nothing sounds (what a trained head does there: bench_separate.py)."""
+    sr = 11025
+    frames = np.full((32, 96, 128, 3), level, np.uint8)
+    video = write_clip(tmp_path / "flat.mp4", frames, [(tone(4.0, sr)[:, None], sr, 0.0)])
+    run = _grounded_run(tmp_path / "run", -20.0)
+    out = tmp_path / "sep"
+    argv = ["separate", str(video), "--model", str(run), "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert json.loads((out / "manifest.json").read_text())["sources"] == []
+    assert np.load(out / "sounding.npy").max() < 0.5
+    assert "Nothing sounds here" in (out / "index.html").read_text()

@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from pixelplayer import checks
-from pixelplayer.audio import load_soundtrack
+from pixelplayer.audio import SILENCE_RMS, load_soundtrack, rms
 from pixelplayer.data.dataset import SampleConfig
 from pixelplayer.errors import MediaError, PixelPlayerError
 from pixelplayer.models.ame import AudioMotionEmbedding
@@ -155,9 +155,11 @@ class Separator:
         boxes = [tuple(int(v) for v in b) for b in (boxes or [])]
         check_boxes(boxes, info)
         s, vm = self.sample, self.video_masker
-        # (L,) on the video's clock; raises for silent audio
-        track = load_soundtrack(path, sr=s.sr, mono=True, stream=audio_stream)
-        mix = track.wav
+        # (L,) on the video's clock; a silent one is heard too: nothing sounds, no source
+        track = load_soundtrack(path, sr=s.sr, mono=True, stream=audio_stream, allow_silent=True)
+        mix, silent = track.wav, rms(track.wav) < SILENCE_RMS
+        if silent:
+            track.notes.append("the soundtrack is silent: nothing sounds, no source")
         starts = window_starts(len(mix), s.audio_len, self.spec.hop)
         duration = max(info.duration, len(mix) / s.sr)
         bar = tqdm(
@@ -180,7 +182,13 @@ class Separator:
             sound, window_vis, energy, sounding = vm.windows(mix, starts, frames, bar)
             feat = tuple(energy.shape[1:])  # (h, w)
             sure = None
-            if sounding is not None:  # the model says which cells sound
+            if silent:  # the maps dark, whatever the model makes of silence
+                energy.zero_()
+                if sounding is not None:
+                    sounding.zero_()
+                labels, thr = np.full(feat, -1, np.int64), 0.0
+                sure = None if sounding is None else np.zeros(0, np.float32)
+            elif sounding is not None:  # the model says which cells sound
                 labels, sure = sounding_groups(sounding.numpy(), sources)
                 thr = 0.5
             else:  # the loudest cells, by a threshold on this video's energy

@@ -257,7 +257,9 @@ def _separation_body(m: dict) -> str:
     ]
     parts = [
         "<header><h1>The sound of pixels</h1>",
-        f'<p class="meta">{" · ".join(facts)}</p></header>',
+        f'<p class="meta">{" · ".join(facts)}</p>',
+        *(f'<p class="hint">{_esc(note)}</p>' for note in (m.get("audio") or {}).get("notes", [])),
+        "</header>",
         "<h2>Frame and sound energy</h2>",
         '<p class="hint">Click anywhere on the frame to hear the sound of the pixels there.</p>',
         '<div class="row">',
@@ -303,7 +305,7 @@ def _separation_body(m: dict) -> str:
         "<h2>Mixture</h2>",
         f'<div class="wide">{_audio(m["mixture"], id="mixture-audio")}</div>',
     ]
-    if "sounding_png" in m and not m.get("sources"):
+    if not m.get("sources"):
         parts += ["<h2>Sources</h2>", '<p class="hint">Nothing sounds here: no source found.</p>']
     if m.get("sources"):
         parts += ["<h2>Sources</h2>", '<div class="row">']
