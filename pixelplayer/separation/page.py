@@ -255,6 +255,14 @@ def _separation_body(m: dict) -> str:
         f"model {_esc(m.get('model', '?'))}",
         f"separated in {_fmt(m.get('seconds', '?'), '.1f')} s",
     ]
+    # the grounding head's map where the model has one, else the energy; and the motion
+    maps = [
+        ("where the sound comes from (the model's probability, 0 to 1)", "sounding_png", "map")
+        if "sounding_png" in m
+        else ("sound energy per pixel", "energy_png", "sound energy map")
+    ]
+    if "motion_png" in m:
+        maps.append(("motion that goes with the sound", "motion_png", "motion map"))
     parts = [
         "<header><h1>The sound of pixels</h1>",
         f'<p class="meta">{" · ".join(facts)}</p>',
@@ -271,34 +279,7 @@ def _separation_body(m: dict) -> str:
             _audio(id="pixel-audio"),
             class_="wide",
         ),
-        *(
-            [
-                _figure(
-                    "where the sound comes from (the model's probability, 0 to 1)",
-                    _img(m["sounding_png"], "sounding map"),
-                    class_="wide",
-                )
-            ]
-            if "sounding_png" in m
-            else [
-                _figure(
-                    "sound energy per pixel",
-                    _img(m["energy_png"], "sound energy map"),
-                    class_="wide",
-                )
-            ]
-        ),
-        *(
-            [
-                _figure(
-                    "motion that goes with the sound",
-                    _img(m["motion_png"], "motion map"),
-                    class_="wide",
-                )
-            ]
-            if "motion_png" in m
-            else []
-        ),
+        *(_figure(caption, _img(m[key], alt), class_="wide") for caption, key, alt in maps),
         "</div>",
         "<h2>Overlay video</h2>",
         f'<video class="wide" controls preload="metadata" src="{_url(m["overlay"])}"></video>',
