@@ -273,11 +273,12 @@ def test_points_outside_the_frame_are_an_error(separator, videos):
         separator.separate_video(videos["short"], boxes=[(10, 10, 172, 20)], progress=False)
 
 
-def test_no_audio_or_silent_audio_is_an_error(separator, videos):
+def test_no_audio_is_an_error_and_silent_audio_has_no_source(separator, videos):
     with pytest.raises(MediaError, match="no audio stream"):
         separator.separate_video(videos["mute"], progress=False)
-    with pytest.raises(MediaError, match="silent"):
-        separator.separate_video(videos["silent"], progress=False)
+    r = separator.separate_video(videos["silent"], progress=False)
+    assert len(r.source_waves) == 0 and (r.labels == -1).all() and not r.energy.any()
+    assert r.notes == ["the soundtrack is silent: nothing sounds, no source"]
 
 
 def test_cli_separates_several_videos(run, videos, tmp_path, capsys):
