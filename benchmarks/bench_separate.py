@@ -65,7 +65,7 @@ from pixelplayer.metrics import score_batch
 from pixelplayer.models.registry import save_checkpoint
 from pixelplayer.run import Run
 from pixelplayer.separation import MAP_FPS, Separator
-from pixelplayer.separation.regions import SOUNDING_SHARE
+from pixelplayer.separation.regions import SOUNDING_FRAMES
 from pixelplayer.training import build_model
 from pixelplayer.video import read_frames, write_video
 
@@ -208,7 +208,7 @@ def localization(run: Path, duets: Path, limit: int | None, map_fps: float | Non
                 kinds[name][0] += called
                 kinds[name][1] += count
             # the instruments that sound in the video, as separate counts a cell sounding
-            playing = int((sounding.mean(0) >= SOUNDING_SHARE).sum())
+            playing = int((sounding.mean(0) >= SOUNDING_FRAMES).sum())
             counted.append(len(r.source_waves) == playing)
         for name, est in (("box", r.box_waves), ("point", r.point_waves)):
             scores[name].append(score_batch(ref, est[None, :, :n], r.mixture[None, :n]))

@@ -100,6 +100,18 @@ def decode_failure(exc: BaseException) -> str:
     return f"{text}; the file is damaged or not a video: re-download it or re-encode it"
 
 
+def probe_playable(path: str | Path, needs: str) -> MediaInfo:
+    """Probe a video that `needs` (training, separate) uses whole: a picture stream, an audio
+    stream and frames large enough, each refused in one line saying why."""
+    info = probe(path)
+    if not info.has_video:
+        raise MediaError(path, "no video stream", f"an audio file; {needs} needs the pictures too")
+    if not info.has_audio:
+        raise MediaError(path, "no audio stream", f"{needs} needs the video's soundtrack")
+    check_frame_size(info)
+    return info
+
+
 def check_frame_size(info: MediaInfo) -> None:
     """Refuse frames too small to show anything (e.g. 1x1 px), with a one-line reason."""
     if info.has_video and min(info.width, info.height) < MIN_SIDE:

@@ -21,7 +21,7 @@ from PIL import Image
 from pixelplayer.audio import load_audio, load_soundtrack, save_audio
 from pixelplayer.data.index import Clip, frame_path, missing_files
 from pixelplayer.errors import MediaError
-from pixelplayer.video import check_frame_size, iter_frames, probe
+from pixelplayer.video import iter_frames, probe_playable
 
 JPEG_QUALITY = 90
 REJECTED_COLUMNS = ["path", "reason", "detail"]
@@ -85,12 +85,7 @@ def write_json(path: Path, data: dict) -> None:
 def convert_video(task: VideoTask) -> dict:
     """Decode one video into frames + wav under OUT and mark it done; returns the marker."""
     src, out = Path(task.src), Path(task.out)
-    info = probe(src)
-    if not info.has_video:
-        raise MediaError(src, "no video stream", "an audio file; training needs the pictures too")
-    if not info.has_audio:
-        raise MediaError(src, "no audio stream", "training needs each video's soundtrack")
-    check_frame_size(info)
+    info = probe_playable(src, "training")
     # a cheap early answer; the decoded length is checked again below
     if 0 < info.duration < task.min_seconds:
         raise MediaError(src, "too short", f"{info.duration:.2f} s < {task.min_seconds:g} s")

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from pixelplayer import checks
 from pixelplayer.audio import SILENCE_RMS, load_soundtrack, rms
 from pixelplayer.data.dataset import SampleConfig
-from pixelplayer.errors import MediaError, PixelPlayerError
+from pixelplayer.errors import PixelPlayerError
 from pixelplayer.models.ame import AudioMotionEmbedding
 from pixelplayer.models.amnet import AMNet
 from pixelplayer.models.pixelplayer import PixelPlayer
@@ -52,7 +52,7 @@ from pixelplayer.separation.regions import (
 )
 from pixelplayer.separation.separators import MaskModelSeparator
 from pixelplayer.separation.windows import wanted_frames, window_starts
-from pixelplayer.video import check_frame_size, probe
+from pixelplayer.video import probe_playable
 
 MAP_FPS = 1.0  # fresh visual features per second for the energy maps (0: windows' own frames)
 BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]"
@@ -144,12 +144,7 @@ class Separator:
         if grid < 1:
             raise PixelPlayerError(f"grid {grid}: give at least 1")
         checks.number("map_fps", map_fps, 0, 1000)
-        info = probe(path)
-        if not info.has_video:
-            raise MediaError(path, "no video stream", "separate needs a video, not only sound")
-        if not info.has_audio:
-            raise MediaError(path, "no audio stream", "separate needs the video's soundtrack")
-        check_frame_size(info)
+        info = probe_playable(path, "separate")
         points = [(int(x), int(y)) for x, y in (points or [])]
         check_points(points, info)
         boxes = [tuple(int(v) for v in b) for b in (boxes or [])]

@@ -106,7 +106,7 @@ def group_cells(
     return labels, thr
 
 
-SOUNDING_SHARE = 0.25  # a cell sounds in a video when it sounds in this share of its frames
+SOUNDING_FRAMES = 0.25  # a cell sounds in a video when it sounds in this share of its frames
 MIN_CELLS = 4  # a source is at least this many connected sounding cells (one cell is noise)
 
 
@@ -117,7 +117,7 @@ def sounding_groups(
     cells; how sure (S,): each source's mean probability where it sounds).
 
     The model decides, not a per-video threshold: a cell sounds in a frame when its probability
-    is over 0.5, and in the video when it does in SOUNDING_SHARE of the frames (an instrument
+    is over 0.5, and in the video when it does in SOUNDING_FRAMES of the frames (an instrument
     rests now and then). Each connected group of sounding cells (8 neighbours) of at least
     MIN_CELLS is one source, the surest first; `sources` keeps that many at most. A video
     where nothing sounds has no source.
@@ -125,7 +125,7 @@ def sounding_groups(
     from scipy import ndimage
 
     on = sounding > 0.5  # (T, h, w)
-    found, count = ndimage.label(on.mean(0) >= SOUNDING_SHARE, structure=np.ones((3, 3)))
+    found, count = ndimage.label(on.mean(0) >= SOUNDING_FRAMES, structure=np.ones((3, 3)))
     groups, sure = [], []
     for g in range(1, count + 1):
         cells = found == g
