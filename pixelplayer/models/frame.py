@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from pixelplayer.errors import PixelPlayerError
+from pixelplayer.models.registry import register
 
 # torchvision ResNet children, in order; FrameNet.features keeps the first eight as indices 0..7
 _TV_CHILDREN = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
@@ -253,3 +255,28 @@ class FrameNet(nn.Module):
     def load_torchvision_weights(cls, module: nn.Module, path: str | Path) -> None:
         """Same as the module-level `load_torchvision_weights`."""
         load_torchvision_weights(module, path)
+
+
+@register("frames")
+class FrameClassifier(nn.Module):
+    """The frame net with a linear classifier over its spatially max-pooled features: trained
+    to name the instrument a still shows (data/synth/stills.py), then PixelPlayer starts from
+    its `frame_net.*` (`train --init`), as the paper starts from ImageNet weights.
+
+    classes: the names of the classes, in the order of the logits. k, frame: as PixelPlayer's
+    (its K and FrameNet kwargs): the same shapes, so the weights carry over.
+    """
+
+    def __init__(self, classes: list[str], k: int = 32, frame: dict[str, Any] | None = None):
+        super().__init__()
+        frame = dict(frame or {})
+        if frame.setdefault("k", k) != k:
+            raise ValueError(f"frame['k']={frame['k']} disagrees with k={k}")
+        self.classes = list(classes)
+        self.frame_net = FrameNet(**frame)
+        self.classifier = nn.Linear(k, len(self.classes))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """Stills (B, 3, H, W) uint8 or normalised -> class logits (B, C)."""
+        pixels = self.frame_net.forward_pixels(frames)  # (B, K, 1, h, w)
+        return self.classifier(pixels.flatten(2).amax(2))

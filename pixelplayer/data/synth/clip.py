@@ -139,49 +139,25 @@ def render_clip(
     n_frames = int(round(seconds * fps))
     stems, parts = _play(insts, seed, seconds, sr, soundfont_list(soundfont))
     rng = np.random.default_rng([seed, 2])  # the picture's stream
-
-    bg, bg_kind = background(size, rng)
-    labels = [_pick_picture(i.name, images, holdout_pictures, rng) for i in insts]
-    poses = [pictures.random_pose(rng, pictures.is_mono(label)) for label in labels]
-    images_posed = [pictures.posed(lb, p) for lb, p in zip(labels, poses, strict=True)]
-    lo, hi = {1: (0.38, 0.6), 2: (0.28, 0.42)}.get(len(insts), (0.22, 0.34))  # of the frame
-    wh = [fit_size(pic, rng.uniform(lo, hi) * size) for pic in images_posed]
-    motions = [Motion.draw(rng, size) for _ in insts]
-    centres, wh = place_sources(wh, motions, size, rng)
-    sources, src_layers, avoid, occluders = [], [], [], []
-    for i, (inst, part) in enumerate(zip(insts, parts, strict=True)):
-        env = frame_envelope(stems[i], sr, fps, n_frames)
-        onsets = onset_strengths(part.notes, fps, n_frames)
-        boxes = source_boxes(centres[i], wh[i], motions[i], env, onsets, rng)
-        mx, my = motions[i].margin(*wh[i])
-        avoid.append(
-            (centres[i][0] - mx, centres[i][1] - my, centres[i][0] + mx, centres[i][1] + my)
-        )
-        src_layers.append((Sprite(images_posed[i]), boxes))
-        if rng.random() < OCCLUDED:
-            occluders.append(occluder(boxes, size, n_frames, rng))
-        sources.append(
-            {
-                "class": inst.name,
-                "program": inst.program,
-                "bank": inst.bank,
-                "percussion": inst.percussion,
-                "image": labels[i],
-                "picture_source": pictures.source_of(labels[i]),
-                "pose": poses[i],
-                "soundfont": part.font,
-                "expression": part.expression,
-                "tempo_bpm": round(part.bpm, 2),
-                "peak": round(float(np.abs(stems[i]).max()), 4),
-                "boxes": _clip_boxes(boxes, size),
-                "notes": [[round(a, 3), round(b, 3), k, v] for a, b, k, v in part.notes],
-            }
-        )
-    distractors, dis_layers = _distractors(images, avoid, size, n_frames, fps, rng)
-
-    # distractors behind the instruments; occluders (a stand, a hand, a sheet) in front
-    layers = dis_layers + (src_layers if draw_sources else []) + [o[0] for o in occluders]
-    frames = composite(bg, layers)
+    envs = [frame_envelope(stem, sr, fps, n_frames) for stem in stems]
+    onsets = [onset_strengths(part.notes, fps, n_frames) for part in parts]
+    scene = stage(insts, envs, onsets, size, fps, rng, images, holdout_pictures, draw_sources)
+    sources = [
+        {
+            "class": inst.name,
+            "program": inst.program,
+            "bank": inst.bank,
+            "percussion": inst.percussion,
+            **{k: look[k] for k in ("image", "picture_source", "pose")},
+            "soundfont": part.font,
+            "expression": part.expression,
+            "tempo_bpm": round(part.bpm, 2),
+            "peak": round(float(np.abs(stem).max()), 4),
+            "boxes": look["boxes"],
+            "notes": [[round(a, 3), round(b, 3), k, v] for a, b, k, v in part.notes],
+        }
+        for inst, part, stem, look in zip(insts, parts, stems, scene.sources, strict=True)
+    ]
     info = {
         "kind": KINDS[len(insts)],
         "classes": [i.name for i in insts],
@@ -194,12 +170,69 @@ def render_clip(
         "num_frames": n_frames,
         "num_samples": int(len(stems[0])),
         "seed": int(seed),
-        "background": bg_kind,
+        "background": scene.background,
         "sources": sources,
-        "distractors": distractors,
-        "occluders": [o[1] for o in occluders],
+        "distractors": scene.distractors,
+        "occluders": scene.occluders,
     }
-    return Clip(frames, stems, info)
+    return Clip(scene.frames, stems, info)
+
+
+class Scene(NamedTuple):
+    """A staged scene: its frames and, per source, silent object and occluder, what it shows."""
+
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    sources: list[dict[str, Any]]  # per instrument: image, picture_source, pose, boxes
+    distractors: list[dict[str, Any]]
+    occluders: list[list[int]]  # their boxes
+    background: str  # its kind
+
+
+def stage(
+    insts: Sequence[Instrument],
+    envs: Sequence[np.ndarray],
+    onsets: Sequence[np.ndarray],
+    size: int,
+    fps: float,
+    rng: np.random.Generator,
+    images: str | None = None,
+    holdout_pictures: bool = False,
+    draw_sources: bool = True,
+) -> Scene:
+    """Draw the scene of instruments that swell with their loudness `envs` and jolt on their
+    `onsets` ((T,) each), among 1-3 silent objects, over a background."""
+    n_frames = len(envs[0])
+    bg, bg_kind = background(size, rng)
+    labels = [_pick_picture(i.name, images, holdout_pictures, rng) for i in insts]
+    poses = [pictures.random_pose(rng, pictures.is_mono(label)) for label in labels]
+    images_posed = [pictures.posed(lb, p) for lb, p in zip(labels, poses, strict=True)]
+    lo, hi = {1: (0.38, 0.6), 2: (0.28, 0.42)}.get(len(insts), (0.22, 0.34))  # of the frame
+    wh = [fit_size(pic, rng.uniform(lo, hi) * size) for pic in images_posed]
+    motions = [Motion.draw(rng, size) for _ in insts]
+    centres, wh = place_sources(wh, motions, size, rng)
+    sources, src_layers, avoid, occluders = [], [], [], []
+    for i in range(len(insts)):
+        boxes = source_boxes(centres[i], wh[i], motions[i], envs[i], onsets[i], rng)
+        mx, my = motions[i].margin(*wh[i])
+        avoid.append(
+            (centres[i][0] - mx, centres[i][1] - my, centres[i][0] + mx, centres[i][1] + my)
+        )
+        src_layers.append((Sprite(images_posed[i]), boxes))
+        if rng.random() < OCCLUDED:
+            occluders.append(occluder(boxes, size, n_frames, rng))
+        sources.append(
+            {
+                "image": labels[i],
+                "picture_source": pictures.source_of(labels[i]),
+                "pose": poses[i],
+                "boxes": _clip_boxes(boxes, size),
+            }
+        )
+    distractors, dis_layers = _distractors(images, avoid, size, n_frames, fps, rng)
+    # distractors behind the instruments; occluders (a stand, a hand, a sheet) in front
+    layers = dis_layers + (src_layers if draw_sources else []) + [o[0] for o in occluders]
+    frames = composite(bg, layers)
+    return Scene(frames, sources, distractors, [o[1] for o in occluders], bg_kind)
 
 
 def _distractors(
