@@ -7,8 +7,8 @@ video frames it never saw: the accuracy of its classifier on the test clips' fra
 Each DIR is a prepared folder (its test.csv), as for bench_generalize.py; every `--every`-th
 frame of each test clip is shown (short side resized, centre crop, as separation shows them).
 Clips of a class the run does not know (real MUSIC's erhu) are counted apart, not scored.
-Prints one Markdown table: per set, the frames scored, the accuracy, and chance (1 / classes
-of that set).
+Prints one Markdown table: per set, the frames scored, the accuracy, and chance (1 / the
+classes the run names).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ FRAME_SETS = ("in_dist", "holdout_sounds", "holdout_pictures", "holdout_both", "
 
 
 def set_accuracy(model: torch.nn.Module, data: Path, size: int, every: int) -> dict:
-    """-> frames scored, hits, the classes present, clips of unknown classes."""
+    """-> frames scored, hits, clips of unknown classes."""
     known = {c: i for i, c in enumerate(model.classes)}
     clips = read_index(resolve_index(data, "test"))
     frames, labels = [], []
@@ -43,9 +43,7 @@ def set_accuracy(model: torch.nn.Module, data: Path, size: int, every: int) -> d
         for i in range(0, len(frames), 64):
             x = torch.from_numpy(np.stack(frames[i : i + 64])).permute(0, 3, 1, 2)
             hits += int((model(x).argmax(1).numpy() == np.array(labels[i : i + 64])).sum())
-    present = {c.cls for c in clips if c.cls in known}
-    unknown = sum(c.cls not in known for c in clips)
-    return {"frames": len(frames), "hits": hits, "classes": len(present), "unknown": unknown}
+    return {"frames": len(frames), "hits": hits, "unknown": sum(c.cls not in known for c in clips)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, key):
             r = set_accuracy(model, Path(getattr(args, key)), size, args.every)
             acc = 100 * r["hits"] / max(r["frames"], 1)
-            chance = 100 / max(r["classes"], 1)
+            chance = 100 / len(model.classes)
             cells = [SETS[key][1], r["frames"], f"{acc:.1f} %", f"{chance:.1f} %", r["unknown"]]
             print("| " + " | ".join(map(str, cells)) + " |")
     return 0

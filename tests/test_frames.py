@@ -56,7 +56,9 @@ def test_a_still_is_a_function_of_its_key_and_shows_its_class_from_the_training_
     assert all(pictures.training_pictures(c) for c in CLASSES)
 
 
-def test_frames_trains_without_data_and_pixelplayer_starts_from_it(prepared, tmp_path, capsys):
+def test_frames_trains_without_data_and_pixelplayer_starts_from_it(
+    prepared, tmp_path, capsys, monkeypatch
+):
     frames, tuned = tmp_path / "frames", tmp_path / "tuned"
     argv = ["train", "--model", "frames", "--out", str(frames), "--no-progress"]
     assert main([*argv, *_args(*FRAMES_TINY)]) == 0
@@ -64,6 +66,12 @@ def test_frames_trains_without_data_and_pixelplayer_starts_from_it(prepared, tmp
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [2, 4]
     assert all(0 <= float(r["val_acc"]) <= 1 for r in rows)
+
+    def no_stills(*args, **kwargs):
+        raise AssertionError("a finished run drew stills again")
+
+    monkeypatch.setattr("pixelplayer.training.frames.render_stills", no_stills)
+    assert main(argv) == 0  # called again (the main job's resume): nothing left to do
     source = load_checkpoint(frames / "best.pt")
     assert source["model"] == "frames" and source["kwargs"]["classes"] == CLASSES
     capsys.readouterr()

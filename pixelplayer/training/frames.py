@@ -1,10 +1,12 @@
 """The frame net learns what instruments look like from stills of the generated world
 (data/synth/stills.py): a classifier over its pooled features names the instrument each still
 shows. A mask model then starts from its `frame_net.*` (`train --init`), as the paper starts
-from ImageNet weights. It needs no prepared data: the stills are drawn when the run starts."""
+from ImageNet weights. It needs no prepared data: the stills are drawn when training first
+needs them."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -15,7 +17,6 @@ from pixelplayer.data.synth.instruments import CLASSES
 from pixelplayer.data.synth.stills import render_stills
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.models.frame import FrameClassifier
-from pixelplayer.run import Run
 from pixelplayer.training.build import check_model_kwargs
 from pixelplayer.training.task import Step, Task
 
@@ -44,12 +45,15 @@ class FrameTask(Task):
         kwargs = {"classes": list(CLASSES), **self.cfg.model_kwargs}
         return FrameClassifier(**kwargs), kwargs
 
-    def prepare(self, run: Run) -> None:
+    @functools.cached_property
+    def stills(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(training frames, labels, validation frames, labels), drawn when first needed: a
+        finished run that is called again draws none."""
         t, size = self.cfg.train, self.cfg.sample.frame_size
         classes = self.cfg.model_kwargs.get("classes", list(CLASSES))
         draw = dict(classes=classes, size=size, workers=t.workers, progress=self.progress)
-        self.frames, self.labels = render_stills(t.epoch_size, t.seed, TRAIN_PART, **draw)
-        self.val_frames, self.val_labels = render_stills(t.val_mixtures, t.seed, VAL_PART, **draw)
+        train = render_stills(t.epoch_size, t.seed, TRAIN_PART, **draw)
+        return (*train, *render_stills(t.val_mixtures, t.seed, VAL_PART, **draw))
 
     def steps_per_epoch(self) -> int:
         return self.cfg.train.epoch_size // self.cfg.train.batch_size
@@ -57,13 +61,14 @@ class FrameTask(Task):
     def batches(self, epoch: int) -> Iterator[dict]:
         t = self.cfg.train
         rng = np.random.default_rng((t.seed, epoch))  # a resumed epoch draws the same batches
-        order = rng.permutation(len(self.frames))
+        frames, labels = self.stills[:2]
+        order = rng.permutation(len(frames))
         mirror = rng.random(len(order)) < 0.5
         for k in range(self.steps_per_epoch()):
             idx = order[k * t.batch_size : (k + 1) * t.batch_size]
-            frames = self.frames[idx]  # (B, H, W, 3) uint8, a copy
-            frames[mirror[idx]] = frames[mirror[idx], :, ::-1]
-            yield {"frames": frames, "labels": self.labels[idx]}
+            batch = frames[idx]  # (B, H, W, 3) uint8, a copy
+            batch[mirror[idx]] = batch[mirror[idx], :, ::-1]
+            yield {"frames": batch, "labels": labels[idx]}
 
     def _logits(self, net: nn.Module, frames: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
@@ -79,10 +84,11 @@ class FrameTask(Task):
     def validate(self, model: nn.Module) -> tuple[dict[str, float], str]:
         bs = self.cfg.train.batch_size
         model.eval()  # the loop sets train mode again at the next epoch
+        frames, labels = self.stills[2:]
         hits = sum(
-            int((self._logits(model, self.val_frames[i : i + bs]).argmax(1).cpu().numpy()
-                 == self.val_labels[i : i + bs]).sum())
-            for i in range(0, len(self.val_frames), bs)
+            int((self._logits(model, frames[i : i + bs]).argmax(1).cpu().numpy()
+                 == labels[i : i + bs]).sum())
+            for i in range(0, len(frames), bs)
         )  # fmt: skip
-        acc = hits / len(self.val_frames)
+        acc = hits / len(frames)
         return {"val_acc": acc}, f", val acc {acc:.3f}"
