@@ -24,6 +24,7 @@ from pixelplayer.data.index import frame_path, read_index, resolve_index
 from pixelplayer.generalization import SETS
 from pixelplayer.models.frame import FrameClassifier
 from pixelplayer.run import Run
+from pixelplayer.training.frames import predict
 
 FRAME_SETS = ("in_dist", "holdout_sounds", "holdout_pictures", "holdout_both", "real")
 
@@ -38,11 +39,8 @@ def set_accuracy(model: torch.nn.Module, data: Path, size: int, every: int) -> d
             for i in range(0, clip.num_frames, every):
                 frames.append(load_frame(frame_path(clip.frames_dir, i), size, None))
                 labels.append(known[clip.cls])
-    hits = 0
-    with torch.no_grad():
-        for i in range(0, len(frames), 64):
-            x = torch.from_numpy(np.stack(frames[i : i + 64])).permute(0, 3, 1, 2)
-            hits += int((model(x).argmax(1).numpy() == np.array(labels[i : i + 64])).sum())
+    named = predict(model, np.stack(frames), 64, torch.device("cpu")) if frames else []
+    hits = int((np.asarray(named) == np.array(labels)).sum())
     return {"frames": len(frames), "hits": hits, "unknown": sum(c.cls not in known for c in clips)}
 
 

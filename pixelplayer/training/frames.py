@@ -23,6 +23,17 @@ from pixelplayer.training.task import Step, Task
 TRAIN_PART, VAL_PART = 0, 1  # the stills' parts (render_stills)
 
 
+@torch.no_grad()
+def predict(model: nn.Module, frames: np.ndarray, batch: int, device: torch.device) -> np.ndarray:
+    """The class each frame shows, as `model` names it: (N, H, W, 3) uint8 -> (N,) indices."""
+    model.eval()
+    out = []
+    for i in range(0, len(frames), batch):
+        x = torch.from_numpy(np.ascontiguousarray(frames[i : i + batch])).to(device)
+        out.append(model(x.permute(0, 3, 1, 2)).argmax(1).cpu().numpy())
+    return np.concatenate(out) if out else np.empty(0, np.int64)
+
+
 class FrameTask(Task):
     """Stills, each seen once per epoch (mirrored at random); best.pt by validation
     accuracy. train.epoch_size stills are drawn once and reused every epoch: drawing them is
@@ -41,8 +52,12 @@ class FrameTask(Task):
                 f"model_kwargs.classes: no class {unknown[0]!r}; known: {', '.join(CLASSES)}"
             )
 
+    @property
+    def classes(self) -> list[str]:
+        return list(self.cfg.model_kwargs.get("classes", CLASSES))
+
     def build(self) -> tuple[nn.Module, dict]:
-        kwargs = {"classes": list(CLASSES), **self.cfg.model_kwargs}
+        kwargs = {**self.cfg.model_kwargs, "classes": self.classes}
         return FrameClassifier(**kwargs), kwargs
 
     @functools.cached_property
@@ -50,8 +65,7 @@ class FrameTask(Task):
         """(training frames, labels, validation frames, labels), drawn when first needed: a
         finished run that is called again draws none."""
         t, size = self.cfg.train, self.cfg.sample.frame_size
-        classes = self.cfg.model_kwargs.get("classes", list(CLASSES))
-        draw = dict(classes=classes, size=size, workers=t.workers, progress=self.progress)
+        draw = dict(classes=self.classes, size=size, workers=t.workers, progress=self.progress)
         train = render_stills(t.epoch_size, t.seed, TRAIN_PART, **draw)
         return (*train, *render_stills(t.val_mixtures, t.seed, VAL_PART, **draw))
 
@@ -70,25 +84,16 @@ class FrameTask(Task):
             batch[mirror[idx]] = batch[mirror[idx], :, ::-1]
             yield {"frames": batch, "labels": labels[idx]}
 
-    def _logits(self, net: nn.Module, frames: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-        return net(x.permute(0, 3, 1, 2))  # (B, C)
-
     def loss(self, net: nn.Module, batch: dict) -> Step:
-        logits = self._logits(net, batch["frames"])
+        x = torch.from_numpy(batch["frames"]).to(self.device)
+        logits = net(x.permute(0, 3, 1, 2))  # (B, C)
         labels = torch.from_numpy(batch["labels"]).to(self.device)
         acc = (logits.argmax(1) == labels).float().mean().item()
         return Step(nn.functional.cross_entropy(logits, labels), figures={"train_acc": acc})
 
-    @torch.no_grad()
     def validate(self, model: nn.Module) -> tuple[dict[str, float], str]:
-        bs = self.cfg.train.batch_size
-        model.eval()  # the loop sets train mode again at the next epoch
+        # eval mode until the loop sets train mode again at the next epoch
         frames, labels = self.stills[2:]
-        hits = sum(
-            int((self._logits(model, frames[i : i + bs]).argmax(1).cpu().numpy()
-                 == labels[i : i + bs]).sum())
-            for i in range(0, len(frames), bs)
-        )  # fmt: skip
-        acc = hits / len(frames)
+        named = predict(model, frames, self.cfg.train.batch_size, self.device)
+        acc = float((named == labels).mean())
         return {"val_acc": acc}, f", val acc {acc:.3f}"
