@@ -61,7 +61,7 @@ class OptimConfig:
 class Config:
     model: str = "pixelplayer"
     model_kwargs: dict = field(default_factory=dict)
-    frame_weights: str | None = None  # torchvision-format ResNet-18 state dict for the frame net
+    frame_weights: str | None = None  # ImageNet weights file of the frame net's backbone
     sample: SampleConfig = field(default_factory=SampleConfig)
     spec: SpecConfig = field(default_factory=SpecConfig)
     train: OptimConfig = field(default_factory=OptimConfig)

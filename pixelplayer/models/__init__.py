@@ -7,7 +7,7 @@ them whatever module asks it first; the registry itself imports no model.
 
 from pixelplayer.models.ame import AudioMotionEmbedding
 from pixelplayer.models.amnet import AMNet
-from pixelplayer.models.frame import FrameClassifier, FrameNet, ResNet18, load_torchvision_weights
+from pixelplayer.models.frame import FrameNet, ResNet18, load_torchvision_weights
 from pixelplayer.models.pixelplayer import PixelPlayer
 from pixelplayer.models.registry import (
     build,
@@ -23,7 +23,6 @@ from pixelplayer.models.synthesizer import InnerProd
 __all__ = [
     "AMNet",
     "AudioMotionEmbedding",
-    "FrameClassifier",
     "FrameNet",
     "InnerProd",
     "PixelPlayer",

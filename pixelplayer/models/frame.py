@@ -9,16 +9,15 @@ match the reference (`features.N.*`, `fc.*`), so the authors' released frame wei
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn as nn
 
 from pixelplayer.errors import PixelPlayerError
-from pixelplayer.models.registry import register
+from pixelplayer.models.efficientnet import EfficientNetLite0, load_lite0_weights
+from pixelplayer.models.weights import load_matching
 
 # torchvision ResNet children, in order; FrameNet.features keeps the first eight as indices 0..7
 _TV_CHILDREN = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
@@ -115,66 +114,28 @@ def _nostride_dilate(m: nn.Module, dilate: int) -> None:
             m.padding = (dilate, dilate)
 
 
-def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise PixelPlayerError(f"{path}: no such weights file")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, foreign pickle, ...
-        first = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0]
-        raise PixelPlayerError(
-            f"{path}: cannot read a state dict ({type(exc).__name__}: {first})"
-        ) from exc
-    # accept {'state_dict': ...} / {'model': ...} wrappers and DataParallel's 'module.' prefix
-    for key in ("state_dict", "model"):
-        if isinstance(sd, Mapping) and isinstance(sd.get(key), Mapping):
-            sd = sd[key]
-    if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise PixelPlayerError(f"{path}: not a state dict (a mapping of names to tensors)")
-    return {k.removeprefix("module."): v for k, v in sd.items()}
-
-
 def load_torchvision_weights(module: nn.Module, path: str | Path) -> None:
     """Load a torchvision-format ResNet-18 state dict into a `ResNet18` or a `FrameNet`.
 
-    fc.* keys are ignored (FrameNet has its own fc; a ResNet18 keeps its current one), missing
-    BatchNorm `num_batches_tracked` counters (pre-0.4 torchvision files) are tolerated; any other
-    missing, unexpected or wrongly shaped key raises PixelPlayerError naming it.
+    fc.* keys are ignored (FrameNet has its own fc; a ResNet18 keeps its current one); anything
+    else that does not match is an error (`load_matching`).
     """
-    sd = {k: v for k, v in _read_state_dict(path).items() if not k.startswith("fc.")}
     if isinstance(module, FrameNet):
         # torchvision 'layer4.0.conv1.weight' -> FrameNet 'features.7.0.conv1.weight'
         prefix = {name: f"features.{i}" for i, name in enumerate(_TV_CHILDREN)}
-        renamed = {}
-        for k, v in sd.items():
+
+        def rename(k: str) -> str:
             head, _, rest = k.partition(".")
-            renamed[f"{prefix.get(head, head)}.{rest}" if rest else k] = v
-        sd = renamed
-    elif not isinstance(module, ResNet18):
+            return f"{prefix.get(head, head)}.{rest}" if rest else k
+    elif isinstance(module, ResNet18):
+        rename = None
+    else:
         raise TypeError(f"expected a ResNet18 or FrameNet, got {type(module).__name__}")
-    own = {k: v for k, v in module.state_dict().items() if not k.startswith("fc.")}
+    load_matching(module, path, skip=("fc.",), what="a torchvision ResNet-18", rename=rename)
 
-    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in sd if k not in own]
-    wrong = [
-        f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}"
-        for k in own
-        if k in sd and sd[k].shape != own[k].shape
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", wrong)):
-            if keys:
-                more = f" (+{len(keys) - 5} more)" if len(keys) > 5 else ""
-                parts.append(f"{label}: {', '.join(keys[:5])}{more}")
-        raise PixelPlayerError(
-            f"{path}: not a torchvision ResNet-18 state dict for this network ({'; '.join(parts)})"
-        )
-    with torch.no_grad():
-        for k, v in sd.items():
-            own[k].copy_(v)
 
+BACKBONES = ("resnet18", "efficientnet-lite0")
+LITE0_DEFAULT_STAGES = 5  # output stride 16, as the paper's dilated ResNet-18
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -199,11 +160,16 @@ class FrameNet(nn.Module):
     reference's img_pool='maxpool', img_activation='sigmoid').
 
     k: feature channels K. width: ResNet base width (64 = ResNet-18). pretrained: path of a
-    torchvision ResNet-18 state dict (width 64 only).
-    stages: residual stages kept (4 = the paper). Fewer stages bound each cell's receptive
-    field (stages 2: 99 px, output stride 8) where the full net's (~435 px) spans the whole
-    frame: trained from scratch, the full net puts every class's evidence on the border cells
-    (zero padding tells them where they are), so its maps do not say where the sound is.
+    torchvision ResNet-18 state dict (width 64 only), or of EfficientNet-Lite0 weights
+    ("imagenet": the installed package's).
+    backbone: "resnet18" (the paper's), or "efficientnet-lite0" (models/efficientnet.py: its
+    first 5 stages by default, output stride 16, a 14x14 map of 112-channel cells).
+    frozen: the backbone keeps its (pretrained) weights and BatchNorm statistics and is run
+    without gradients; only the 3x3 conv to K channels learns, a third of the cost per frame.
+    stages: stages kept (resnet18: 4 = the paper, the default). Fewer stages bound each cell's
+    receptive field (stages 2: 99 px, output stride 8) where the full net's (~435 px) spans the
+    whole frame: trained from scratch, the full net puts every class's evidence on the border
+    cells (zero padding tells them where they are), so its maps do not say where the sound is.
     """
 
     def __init__(
@@ -211,21 +177,44 @@ class FrameNet(nn.Module):
         k: int = 32,
         width: int = 64,
         pretrained: str | None = None,
-        stages: int = 4,
+        stages: int | None = None,
+        backbone: str = "resnet18",
+        frozen: bool = False,
     ):
         super().__init__()
-        if stages not in (1, 2, 3, 4):
-            raise ValueError(f"stages must be 1 to 4, got {stages}")
+        self.frozen = frozen
+        if backbone not in BACKBONES:
+            raise PixelPlayerError(
+                f"frame.backbone: no backbone {backbone!r}; known: {', '.join(BACKBONES)}"
+            )
+        self.k, self.width, self.backbone = k, width, backbone
+        if backbone == "efficientnet-lite0":
+            self.stages = LITE0_DEFAULT_STAGES if stages is None else stages
+            self.features = EfficientNetLite0(self.stages)
+            if pretrained is not None:
+                load_lite0_weights(self.features, None if pretrained == "imagenet" else pretrained)
+            self.fc = nn.Conv2d(self.features.channels, k, kernel_size=3, padding=1)
+            self.features.requires_grad_(not frozen)
+            return
+        self.stages = 4 if stages is None else stages
+        if self.stages not in (1, 2, 3, 4):
+            raise ValueError(f"stages must be 1 to 4, got {self.stages}")
         if pretrained is not None and width != 64:
             raise PixelPlayerError(f"pretrained ResNet-18 weights need width=64, got width={width}")
-        self.k, self.width, self.stages = k, width, stages
         resnet = ResNet18(width)
         if pretrained is not None:
             load_torchvision_weights(resnet, pretrained)
         resnet.layer4.apply(partial(_nostride_dilate, dilate=2))  # output stride 32 -> 16
         # stem (conv1, bn1, relu, maxpool) + the kept stages; the reference keeps all four
-        self.features = nn.Sequential(*list(resnet.children())[: 4 + stages])
-        self.fc = nn.Conv2d(width * 2 ** (stages - 1), k, kernel_size=3, padding=1)
+        self.features = nn.Sequential(*list(resnet.children())[: 4 + self.stages])
+        self.fc = nn.Conv2d(width * 2 ** (self.stages - 1), k, kernel_size=3, padding=1)
+        self.features.requires_grad_(not frozen)
+
+    def train(self, mode: bool = True) -> FrameNet:
+        super().train(mode)
+        if self.frozen:  # a frozen backbone keeps its BatchNorm statistics too
+            self.features.eval()
+        return self
 
     def forward_pixels(self, frames: torch.Tensor, sigmoid: bool = False) -> torch.Tensor:
         """(B, 3, T, H, W) or (B, 3, H, W) -> (B, K, T, H/16, W/16), raw or sigmoid-activated.
@@ -239,7 +228,9 @@ class FrameNet(nn.Module):
             raise ValueError(f"frames must be (B, 3, T, H, W), got {tuple(frames.shape)}")
         b, c, t, h, w = frames.shape
         x = frames.transpose(1, 2).reshape(b * t, c, h, w)  # frames share the 2D net
-        x = self.fc(self.features(x))  # (B*T, K, h, w)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            x = self.features(x)  # (B*T, C, h, w)
+        x = self.fc(x)  # (B*T, K, h, w)
         x = x.reshape(b, t, *x.shape[1:]).transpose(1, 2)  # (B, K, T, h, w)
         return torch.sigmoid(x) if sigmoid else x
 
@@ -255,28 +246,3 @@ class FrameNet(nn.Module):
     def load_torchvision_weights(cls, module: nn.Module, path: str | Path) -> None:
         """Same as the module-level `load_torchvision_weights`."""
         load_torchvision_weights(module, path)
-
-
-@register("frames")
-class FrameClassifier(nn.Module):
-    """The frame net with a linear classifier over its spatially max-pooled features: trained
-    to name the instrument a still shows (data/synth/stills.py), then PixelPlayer starts from
-    its `frame_net.*` (`train --init`), as the paper starts from ImageNet weights.
-
-    classes: the names of the classes, in the order of the logits. k, frame: as PixelPlayer's
-    (its K and FrameNet kwargs): the same shapes, so the weights carry over.
-    """
-
-    def __init__(self, classes: list[str], k: int = 32, frame: dict[str, Any] | None = None):
-        super().__init__()
-        frame = dict(frame or {})
-        if frame.setdefault("k", k) != k:
-            raise ValueError(f"frame['k']={frame['k']} disagrees with k={k}")
-        self.classes = list(classes)
-        self.frame_net = FrameNet(**frame)
-        self.classifier = nn.Linear(k, len(self.classes))
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """Stills (B, 3, H, W) uint8 or normalised -> class logits (B, C)."""
-        pixels = self.frame_net.forward_pixels(frames)  # (B, K, 1, h, w)
-        return self.classifier(pixels.flatten(2).amax(2))

@@ -33,7 +33,6 @@ from pixelplayer.models.registry import (
 from pixelplayer.precision import fast_layout
 from pixelplayer.run import BEST, LAST, Run
 from pixelplayer.training.ame import AMETask
-from pixelplayer.training.frames import FrameTask
 from pixelplayer.training.history import History
 from pixelplayer.training.init import init_summary, init_weights
 from pixelplayer.training.masks import MaskTask
@@ -42,7 +41,7 @@ from pixelplayer.training.optim import Schedule
 from pixelplayer.training.task import Task
 
 # config `model` -> its task; every other model is a mask model (models.registry)
-TASKS: dict[str, type[Task]] = {"ame": AMETask, "miml": MIMLTask, "frames": FrameTask}
+TASKS: dict[str, type[Task]] = {"ame": AMETask, "miml": MIMLTask}
 
 
 def task_class(model: str) -> type[Task]:
@@ -51,7 +50,7 @@ def task_class(model: str) -> type[Task]:
 
 def train(
     cfg: Config | None,
-    data: str | Path | None,
+    data: str | Path,
     out: str | Path,
     device: str | None = None,
     progress: bool = True,
@@ -72,8 +71,6 @@ def train(
             f"{kind.title} trains from scratch: init (--init) is for the mask models "
             "(pixelplayer, amnet)"
         )
-    if kind.needs_data and data is None:
-        raise PixelPlayerError(f"{kind.title} trains on prepared data: give --data")
     if distributed.env_world()[1] > 1 and not kind.distributed:
         raise PixelPlayerError(f"{kind.title} trains in one process; run it without torchrun")
     dev = distributed.init_from_env(device)

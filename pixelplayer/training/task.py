@@ -4,8 +4,7 @@ loop (pixelplayer.training.loop), for every kind: the run folder, resume, the ti
 checkpoints, history, torchrun, non-finite losses.
 
 Kinds: `MaskTask` (masks.py: PixelPlayer, AMnet and any mask model in the registry),
-`AMETask` (ame.py: AMnet's audio-motion embedding), `MIMLTask` (miml.py: AV-MIML),
-`FrameTask` (frames.py: the frame net pretrained on stills of the generated world).
+`AMETask` (ame.py: AMnet's audio-motion embedding), `MIMLTask` (miml.py: AV-MIML).
 """
 
 from __future__ import annotations
@@ -42,7 +41,6 @@ class Task:
     best_key: str | None = None  # where train_state keeps the best value of it
     distributed = False  # trains under torchrun
     fine_tunes = False  # starts from another run's weights with --init
-    needs_data = True  # reads a prepared folder (--data)
     amp_dtype: torch.dtype | None = None  # autocast dtype of the forward pass
 
     def __init__(

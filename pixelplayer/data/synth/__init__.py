@@ -23,7 +23,6 @@ The modules, from the notes to the dataset:
   scene         sprites, motion with the sound, placement, occluders, compositing
   clip          one clip: its parts played, its scene drawn (`render_clip`)
   world         the dataset: jobs, resume, workers, checks (`synthesize`)
-  stills        single frames of solo scenes with their class, to pretrain the frame net
 """
 
 # names other code imports from here
