@@ -144,8 +144,10 @@ def test_cpu_preset_keeps_the_projection_in_the_frame_group():
     model, _ = build_model(cfg)
     groups = {g["name"]: g["params"] for g in param_groups(model, cfg)}
     assert sorted(groups) == ["frame", "sound", "synth"]  # as before: no group of its own
+    # the frozen ImageNet backbone is in no group: the frame group is its conv to K alone
     frame = {id(p) for p in groups["frame"]}
-    assert {id(p) for p in model.frame_net.parameters()} == frame
+    assert {id(p) for p in model.frame_net.parameters() if p.requires_grad} == frame
+    assert frame == {id(p) for p in model.frame_net.fc.parameters()}
 
 
 # logits (B=1, N=2, R=1, T=2), the first source holding both bins, the weights 1 and 2:

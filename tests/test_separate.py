@@ -16,6 +16,7 @@ from pixelplayer.audio import load_audio
 from pixelplayer.cli import main
 from pixelplayer.cli.separate import output_dirs, parse_points
 from pixelplayer.errors import MediaError, PixelPlayerError
+from pixelplayer.precision import autocast
 from pixelplayer.separation import Separator
 from pixelplayer.separation.regions import group_cells, otsu_threshold, sounding_cells
 from pixelplayer.separation.windows import overlap_add_weights, window_starts
@@ -241,7 +242,8 @@ def test_a_region_is_heard_as_the_model_was_trained(run, videos, monkeypatch):
     whole = torch.ones(1, r.labels.size, dtype=torch.bool)  # the box: every cell
     assert any((regions == whole).all(1).any() for _, regions, _ in asked)
     cells, _, sound = asked[0]
-    with torch.inference_mode():  # the separator's tensors are inference tensors
+    # inference tensors, under the separator's autocast (bfloat16 on CPUs that have it)
+    with torch.inference_mode(), autocast(sep.device, sep.masker.dtype):
         pooled = sep.model.vector_logits(cells.amax(-1)[:, None], sound)  # one vector: all cells
         torch.testing.assert_close(sep.model.region_logits(cells, whole, sound), pooled)
 
