@@ -101,9 +101,8 @@ def default_weights() -> Path | None:
 def load_lite0_weights(net: EfficientNetLite0, path: str | Path | None) -> None:
     """Load an EfficientNet-Lite0 state dict into the stages `net` keeps (the head,
     `_conv_head`/`_bn1`/`_fc`, and later stages are skipped); None takes the installed
-    package's. Any other missing, unexpected
-    or wrongly shaped key is a PixelPlayerError naming it."""
-
+    package's. Any other missing, unexpected or wrongly shaped key is a PixelPlayerError
+    naming it."""
     if path is None:
         path = default_weights()
         if path is None:

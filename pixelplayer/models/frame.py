@@ -193,21 +193,23 @@ class FrameNet(nn.Module):
             self.features = EfficientNetLite0(self.stages)
             if pretrained is not None:
                 load_lite0_weights(self.features, None if pretrained == "imagenet" else pretrained)
-            self.fc = nn.Conv2d(self.features.channels, k, kernel_size=3, padding=1)
-            self.features.requires_grad_(not frozen)
-            return
-        self.stages = 4 if stages is None else stages
-        if self.stages not in (1, 2, 3, 4):
-            raise ValueError(f"stages must be 1 to 4, got {self.stages}")
-        if pretrained is not None and width != 64:
-            raise PixelPlayerError(f"pretrained ResNet-18 weights need width=64, got width={width}")
-        resnet = ResNet18(width)
-        if pretrained is not None:
-            load_torchvision_weights(resnet, pretrained)
-        resnet.layer4.apply(partial(_nostride_dilate, dilate=2))  # output stride 32 -> 16
-        # stem (conv1, bn1, relu, maxpool) + the kept stages; the reference keeps all four
-        self.features = nn.Sequential(*list(resnet.children())[: 4 + self.stages])
-        self.fc = nn.Conv2d(width * 2 ** (self.stages - 1), k, kernel_size=3, padding=1)
+            channels = self.features.channels
+        else:
+            self.stages = 4 if stages is None else stages
+            if self.stages not in (1, 2, 3, 4):
+                raise ValueError(f"stages must be 1 to 4, got {self.stages}")
+            if pretrained is not None and width != 64:
+                raise PixelPlayerError(
+                    f"pretrained ResNet-18 weights need width=64, got width={width}"
+                )
+            resnet = ResNet18(width)
+            if pretrained is not None:
+                load_torchvision_weights(resnet, pretrained)
+            resnet.layer4.apply(partial(_nostride_dilate, dilate=2))  # output stride 32 -> 16
+            # stem (conv1, bn1, relu, maxpool) + the kept stages; the reference keeps all four
+            self.features = nn.Sequential(*list(resnet.children())[: 4 + self.stages])
+            channels = width * 2 ** (self.stages - 1)
+        self.fc = nn.Conv2d(channels, k, kernel_size=3, padding=1)
         self.features.requires_grad_(not frozen)
 
     def train(self, mode: bool = True) -> FrameNet:

@@ -19,7 +19,7 @@ def param_groups(model: torch.nn.Module, cfg: Config) -> list[dict]:
     lrs = {"frame": t.lr_frame, "sound": t.lr_sound, "synth": t.lr_synth, "projection": t.lr_sound}
     groups: dict[str, list] = {k: [] for k in lrs}
     for name, p in model.named_parameters():
-        if not p.requires_grad:  # frozen parts (AMnet's stage 1 and motion embedding)
+        if not p.requires_grad:  # frozen: AMnet's stage 1 and motion embedding, a frame backbone
             continue
         part, _, rest = name.partition(".")
         key = next((k for k in ("frame", "sound", "synth") if part.startswith(k)), "sound")
