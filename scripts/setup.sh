@@ -11,6 +11,7 @@ ldconfig -p 2>/dev/null | grep -q libfluidsynth.so.3 || need+=(libfluidsynth3)
 [ -f /usr/share/sounds/sf3/MuseScore_General_Lite.sf3 ] || need+=(musescore-general-soundfont-small)
 [ -f /usr/share/sounds/sf2/sf_GMbank.sf2 ] || need+=(csound-soundfont)
 [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
+[ -f /usr/share/gcompris-qt/rcc/instruments.rcc ] || need+=(gcompris-qt-data)  # shaded drawings
 # the held-out test sets (`data synth --holdout`): pictures and a SoundFont training never uses
 [ -d /usr/share/tuxpaint/stamps/hobbies/music ] || need+=(tuxpaint-stamps-default)
 [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || need+=(timgm6mb-soundfont)

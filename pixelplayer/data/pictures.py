@@ -4,10 +4,13 @@ where each comes from (package and licence), and which are held out for testing.
 A picture is named by a label, the "image" of a meta file:
   emoji:U+1F3BB                 a glyph of Noto Color Emoji (Debian fonts-noto-color-emoji)
   iconify:<set>/<icon>          an icon of an Iconify set (npm @iconify-json/<set>), SVG
+  gcompris:<name>               a drawing of GCompris's instruments activity (Debian
+                                gcompris-qt-data), SVG: shaded like the instrument itself
   <path>.png|jpg|svg            a file: a user's picture or a held-out one
 
-Training draws from the emoji font and the Iconify sets below (emoji styles of six makers and
-the silhouettes of two icon sets, coloured at random). The held-out pictures, the photo
+Training draws from the emoji font, the Iconify sets below (emoji styles of six makers and
+the silhouettes of two icon sets, coloured at random) and GCompris's drawings, the only ones
+with an instrument's own shading and proportions. The held-out pictures, the photo
 cut-outs of Debian's tuxpaint-stamps-default, are never drawn for training: only
 `data synth --holdout pictures|both` uses them, to test on pictures no model has seen.
 """
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from pixelplayer.data.qt_resources import read_qt_resources
 from pixelplayer.errors import PixelPlayerError
 
 EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
@@ -37,6 +41,14 @@ MAX_PICTURE_PIXELS = 50_000_000  # sprites are drawn at most 512 px: larger only
 RENDER_PX = 384  # SVG icons are rendered at this size, then drawn smaller
 ASSETS_ENV = "PIXELPLAYER_ASSETS"  # a folder holding node_modules/@iconify-json/<set>
 TUXPAINT_MUSIC = Path("/usr/share/tuxpaint/stamps/hobbies/music")
+GCOMPRIS_PREFIX = "gcompris:"
+GCOMPRIS_RCC = Path("/usr/share/gcompris-qt/rcc/instruments.rcc")
+GCOMPRIS_DIR = "/gcompris/src/activities/instruments/resource/"
+GCOMPRIS_SOURCE = {
+    "package": "debian:gcompris-qt-data",
+    "licence": "GPL-3",
+    "maker": "GCompris (Bruno Coudoin and others)",
+}
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,22 @@ CLASS_ICONS: dict[str, tuple[str, ...]] = {
     "tuba": ("tuba", "tuba-16"),
     "xylophone": ("xylophone",),
 }
+# GCompris's drawing of each class (its xylophone has none)
+GCOMPRIS_DRAWINGS: dict[str, str] = {
+    "violin": "violin",
+    "acoustic_guitar": "guitar",
+    "trumpet": "trumpet",
+    "saxophone": "saxophone",
+    "flute": "flute_traversiere",
+    "accordion": "accordion",
+    "piano": "piano",
+    "banjo": "banjo",
+    "drums": "drum_kit",
+    "french_horn": "horn",
+    "cello": "cello",
+    "clarinet": "clarinet",
+    "tuba": "tuba",
+}
 DISTRACTOR_ICONS: dict[str, str] = {
     "chair": "chair",
     "cactus": "cactus",
@@ -167,9 +195,15 @@ def _icon_entry(data: dict, icon: str) -> dict | None:
     )
 
 
+@functools.cache
+def _gcompris() -> dict[str, bytes] | None:
+    """GCompris's instruments activity files, or None when gcompris-qt-data is not installed."""
+    return read_qt_resources(GCOMPRIS_RCC) if GCOMPRIS_RCC.is_file() else None
+
+
 def training_pictures(name: str) -> list[str]:
     """Labels of every installed training picture of a class or silent object, in a fixed
-    order: the emoji glyph first, then each installed Iconify set's icons."""
+    order: the emoji glyph first, then each installed Iconify set's icons, then GCompris's."""
     code = EMOJI.get(name)
     icons = CLASS_ICONS.get(name) or (DISTRACTOR_ICONS[name],)
     labels = [f"{EMOJI_PREFIX}{code:04X}"] if code is not None else []
@@ -177,6 +211,10 @@ def training_pictures(name: str) -> list[str]:
         data = _icon_set(set_name)
         if data is not None:
             labels += [f"{ICONIFY_PREFIX}{set_name}/{i}" for i in icons if _icon_entry(data, i)]
+    drawing = GCOMPRIS_DRAWINGS.get(name)
+    files = _gcompris() if drawing else None
+    if files is not None and f"{GCOMPRIS_DIR}{drawing}.svg" in files:
+        labels.append(f"{GCOMPRIS_PREFIX}{drawing}")
     return labels
 
 
@@ -202,6 +240,8 @@ def source_of(label: str) -> dict[str, str]:
     if label.startswith(ICONIFY_PREFIX):
         s = ICON_SETS[_set_name(label)]
         return {"package": f"npm:{s.package}", "licence": s.licence, "maker": s.maker}
+    if label.startswith(GCOMPRIS_PREFIX):
+        return dict(GCOMPRIS_SOURCE)
     if label.startswith(str(TUXPAINT_MUSIC)):
         return {"package": f"debian:{HOLDOUT_PACKAGE}", "licence": "GPL-2.0+", "maker": "Tux Paint"}
     return {"package": "user", "licence": "", "maker": ""}
@@ -229,6 +269,8 @@ def picture(label: str) -> Image.Image:
         im = _emoji(int(label[len(EMOJI_PREFIX) :], 16))
     elif label.startswith(ICONIFY_PREFIX):
         im = _iconify(*label[len(ICONIFY_PREFIX) :].split("/", 1))
+    elif label.startswith(GCOMPRIS_PREFIX):
+        im = _gcompris_drawing(label[len(GCOMPRIS_PREFIX) :])
     elif label.lower().endswith(".svg"):
         im = _svg(Path(label).read_bytes().decode("utf-8", "replace"), label)
     else:
@@ -269,6 +311,17 @@ def _iconify(set_name: str, icon: str) -> Image.Image:
         f'viewBox="{left} {top} {w} {h}">{body}</svg>'
     )
     return _svg(svg, f"{set_name}/{icon}", aspect=w / h)
+
+
+def _gcompris_drawing(name: str) -> Image.Image:
+    files = _gcompris()
+    svg = None if files is None else files.get(f"{GCOMPRIS_DIR}{name}.svg")
+    if svg is None:
+        raise PixelPlayerError(
+            f"{GCOMPRIS_PREFIX}{name}: no such drawing installed "
+            "(apt-get install gcompris-qt-data: scripts/setup.sh does it)"
+        )
+    return _svg(svg.decode("utf-8", "replace"), f"{GCOMPRIS_PREFIX}{name}")
 
 
 def _svg(svg: str, name: str, aspect: float = 1.0) -> Image.Image:

@@ -39,6 +39,10 @@ DISTRACTORS = tuple(pictures.DISTRACTOR_ICONS)  # their pictures: pictures.py
 DISTRACTOR_DIR = "_distractors"  # optional IMAGES/_distractors/*.png replaces the emoji ones
 OCCLUDED = 0.3  # share of instruments partly hidden by something in front
 MOVING_DISTRACTORS = 0.4  # share of silent objects that jolt and swell as players do
+# at least this share of a class's clips show its GCompris drawing, when it has one: the only
+# training pictures shaded as the instrument itself is, the nearest to footage (drawn as one of
+# ten pictures, it would show in a tenth of the violin's clips)
+SHADED_SHARE = 1 / 3
 
 
 def _pick_picture(name: str, images: str | None, holdout: bool, rng: np.random.Generator) -> str:
@@ -51,6 +55,9 @@ def _pick_picture(name: str, images: str | None, holdout: bool, rng: np.random.G
     labels = pictures.holdout_pictures(name) if holdout else pictures.training_pictures(name)
     if not labels:
         raise PixelPlayerError(f"no picture of {name} is installed (run scripts/setup.sh)")
+    shaded = [x for x in labels if x.startswith(pictures.GCOMPRIS_PREFIX)]
+    if shaded and len(shaded) < len(labels) and rng.random() < SHADED_SHARE:
+        return shaded[int(rng.integers(len(shaded)))]
     return labels[int(rng.integers(len(labels)))]
 
 
