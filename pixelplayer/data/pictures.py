@@ -201,6 +201,12 @@ def _gcompris() -> dict[str, bytes] | None:
     return read_qt_resources(GCOMPRIS_RCC) if GCOMPRIS_RCC.is_file() else None
 
 
+def _gcompris_svg(name: str) -> bytes | None:
+    """The SVG of one GCompris drawing, or None when it is not installed."""
+    files = _gcompris()
+    return None if files is None else files.get(f"{GCOMPRIS_DIR}{name}.svg")
+
+
 def training_pictures(name: str) -> list[str]:
     """Labels of every installed training picture of a class or silent object, in a fixed
     order: the emoji glyph first, then each installed Iconify set's icons, then GCompris's."""
@@ -212,8 +218,7 @@ def training_pictures(name: str) -> list[str]:
         if data is not None:
             labels += [f"{ICONIFY_PREFIX}{set_name}/{i}" for i in icons if _icon_entry(data, i)]
     drawing = GCOMPRIS_DRAWINGS.get(name)
-    files = _gcompris() if drawing else None
-    if files is not None and f"{GCOMPRIS_DIR}{drawing}.svg" in files:
+    if drawing and _gcompris_svg(drawing) is not None:
         labels.append(f"{GCOMPRIS_PREFIX}{drawing}")
     return labels
 
@@ -314,8 +319,7 @@ def _iconify(set_name: str, icon: str) -> Image.Image:
 
 
 def _gcompris_drawing(name: str) -> Image.Image:
-    files = _gcompris()
-    svg = None if files is None else files.get(f"{GCOMPRIS_DIR}{name}.svg")
+    svg = _gcompris_svg(name)
     if svg is None:
         raise PixelPlayerError(
             f"{GCOMPRIS_PREFIX}{name}: no such drawing installed "

@@ -57,7 +57,7 @@ def _pick_picture(name: str, images: str | None, holdout: bool, rng: np.random.G
     if not labels:
         raise PixelPlayerError(f"no picture of {name} is installed (run scripts/setup.sh)")
     shaded = [x for x in labels if x.startswith(pictures.GCOMPRIS_PREFIX)]
-    if shaded and len(shaded) < len(labels) and rng.random() < SHADED_SHARE:
+    if shaded and rng.random() < SHADED_SHARE:
         return shaded[int(rng.integers(len(shaded)))]
     return labels[int(rng.integers(len(labels)))]
 
