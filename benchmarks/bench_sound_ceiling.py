@@ -24,14 +24,30 @@ import torch
 
 from pixelplayer.config import load_config
 from pixelplayer.data import dataset
+from pixelplayer.data.index import read_index, resolve_index
+from pixelplayer.errors import PixelPlayerError
 from pixelplayer.training import train
 
 BAND = 20  # rows of the inverted band
 
 
+def code_key(name: str) -> int:
+    """What a class's colour and band are drawn from (distinct for the world's 14 classes)."""
+    return sum(map(ord, name))
+
+
+def check_codes(data: str) -> None:
+    """Refuse a dataset where two classes would look alike."""
+    classes = sorted({c.cls for c in read_index(resolve_index(data, "train"))})
+    keys = [code_key(c) for c in classes]
+    clashes = [c for c, k in zip(classes, keys, strict=True) if keys.count(k) > 1]
+    if clashes:
+        raise PixelPlayerError(f"classes {', '.join(clashes)} would get one code: rename them")
+
+
 def class_code(name: str, frames: torch.Tensor) -> None:
     """Paint one clip's frames (3, T, H, W) uint8 with `name`'s colour and band, in place."""
-    key = sum(map(ord, name))  # distinct for the world's 14 class names
+    key = code_key(name)
     colour = np.random.default_rng(key * 7919).integers(0, 256, 3).astype(np.uint8)
     frames[:] = torch.from_numpy(colour)[:, None, None, None]
     top = (key % 8) * BAND
@@ -57,6 +73,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000, help="training steps (2000)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    check_codes(args.data)
 
     cfg = load_config("pixelplayer-cpu", overrides=args.set)
     per_epoch = cfg.train.epoch_size // cfg.train.batch_size
