@@ -227,13 +227,9 @@ def _lite0_file(tmp_path, drop: str | None = None) -> tuple[dict, object]:
     """A whole EfficientNet-Lite0 state dict as the weights package ships it: the 7 stages and
     the classification head, which the frame net does not use."""
     torch.manual_seed(4)
-    head = {
-        "_conv_head.weight": torch.randn(1280, 320, 1, 1),
-        "_bn1.weight": torch.ones(1280),
-        "_fc.weight": torch.randn(1000, 1280),
-    }
+    classifier = {"_fc.weight": torch.randn(1000, 1280), "_fc.bias": torch.randn(1000)}
     path = tmp_path / "lite0.pth"
-    return _weights_file(path, EfficientNetLite0(7), drop, head), path
+    return _weights_file(path, EfficientNetLite0(7, head=True), drop, classifier), path
 
 
 def test_lite0_weights_load_into_the_stages_the_frame_net_keeps(tmp_path):
@@ -244,6 +240,22 @@ def test_lite0_weights_load_into_the_stages_the_frame_net_keeps(tmp_path):
     assert ours and all(torch.equal(v, sd[k]) for k, v in ours.items())
     x = torch.randint(0, 256, (1, 3, 2, 160, 160), dtype=torch.uint8)
     assert net.forward_pixels(x).shape == (1, 8, 2, 10, 10)
+
+
+def test_the_lite0_head_gives_the_1280_channel_map_its_weights_loaded(tmp_path):
+    sd, path = _lite0_file(tmp_path)
+    net = FrameNet(k=8, backbone="efficientnet-lite0", pretrained=str(path), head=True)
+    ours = net.features.state_dict()
+    assert net.stages == 7 and net.features.channels == 1280
+    assert torch.equal(ours["_conv_head.weight"], sd["_conv_head.weight"])
+    assert torch.equal(ours["_bn1.running_var"], sd["_bn1.running_var"])
+    assert net.fc.kernel_size == (1, 1)  # each cell read out on its own
+    x = torch.randint(0, 256, (1, 3, 1, 224, 224), dtype=torch.uint8)
+    assert net.forward_pixels(x).shape == (1, 8, 1, 7, 7)  # output stride 32
+    with pytest.raises(ValueError, match="head needs all 7 stages"):
+        FrameNet(backbone="efficientnet-lite0", stages=5, head=True)
+    with pytest.raises(PixelPlayerError, match="only the efficientnet-lite0 backbone"):
+        FrameNet(head=True)
 
 
 def test_lite0_weights_that_do_not_match_are_refused_by_name(tmp_path, monkeypatch):

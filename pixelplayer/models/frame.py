@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from pixelplayer.errors import PixelPlayerError
-from pixelplayer.models.efficientnet import EfficientNetLite0, load_lite0_weights
+from pixelplayer.models.efficientnet import LITE0_STAGES, EfficientNetLite0, load_lite0_weights
 from pixelplayer.models.weights import load_matching
 
 # torchvision ResNet children, in order; FrameNet.features keeps the first eight as indices 0..7
@@ -164,6 +164,10 @@ class FrameNet(nn.Module):
     ("imagenet": the installed package's).
     backbone: "resnet18" (the paper's), or "efficientnet-lite0" (models/efficientnet.py: its
     first 5 stages by default, output stride 16, a 14x14 map of 112-channel cells).
+    head: efficientnet-lite0 through its 1x1 conv to the 1280 channels ImageNet's classifier
+    reads (all 7 stages, output stride 32, a 7x7 map of a 224 px frame), each cell projected to
+    K by a 1x1 conv: a linear read-out of those cells names a new picture's instrument far more
+    often than one of stage 5's (docs/generalization.md).
     frozen: the backbone keeps its (pretrained) weights and BatchNorm statistics and is run
     without gradients; only the 3x3 conv to K channels learns, a third of the cost per frame.
     stages: stages kept (resnet18: 4 = the paper, the default). Fewer stages bound each cell's
@@ -180,6 +184,7 @@ class FrameNet(nn.Module):
         stages: int | None = None,
         backbone: str = "resnet18",
         frozen: bool = False,
+        head: bool = False,
     ):
         super().__init__()
         self.frozen = frozen
@@ -188,9 +193,13 @@ class FrameNet(nn.Module):
                 f"frame.backbone: no backbone {backbone!r}; known: {', '.join(BACKBONES)}"
             )
         self.k, self.width, self.backbone = k, width, backbone
+        if head and backbone != "efficientnet-lite0":
+            raise PixelPlayerError("frame.head: only the efficientnet-lite0 backbone has one")
+        self.head = head
         if backbone == "efficientnet-lite0":
-            self.stages = LITE0_DEFAULT_STAGES if stages is None else stages
-            self.features = EfficientNetLite0(self.stages)
+            default = len(LITE0_STAGES) if head else LITE0_DEFAULT_STAGES
+            self.stages = default if stages is None else stages
+            self.features = EfficientNetLite0(self.stages, head)
             if pretrained is not None:
                 load_lite0_weights(self.features, None if pretrained == "imagenet" else pretrained)
             channels = self.features.channels
@@ -209,7 +218,9 @@ class FrameNet(nn.Module):
             # stem (conv1, bn1, relu, maxpool) + the kept stages; the reference keeps all four
             self.features = nn.Sequential(*list(resnet.children())[: 4 + self.stages])
             channels = width * 2 ** (self.stages - 1)
-        self.fc = nn.Conv2d(channels, k, kernel_size=3, padding=1)
+        # the head's cells already carry ImageNet's class evidence: each is read out on its own
+        kernel = 1 if head else 3
+        self.fc = nn.Conv2d(channels, k, kernel_size=kernel, padding=kernel // 2)
         self.features.requires_grad_(not frozen)
 
     def train(self, mode: bool = True) -> FrameNet:
