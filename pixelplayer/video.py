@@ -154,7 +154,10 @@ def _display_matrix(frame) -> tuple[int, int, int, int]:
     A rotation that is not a multiple of 90 degrees is taken to the nearest one.
     """
     try:
-        for side in frame.side_data:
+        sides = frame.side_data
+        for item in sides:
+            # PyAV up to 18.1.0 iterates over the side data, later releases over their types
+            side = item if hasattr(item, "type") else sides[item]
             if "DISPLAYMATRIX" in str(side.type):
                 m = struct.unpack("<9i", bytes(side)[:36])
                 a, b, c, d = m[0], m[1], m[3], m[4]
