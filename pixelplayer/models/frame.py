@@ -169,7 +169,7 @@ class FrameNet(nn.Module):
     K by a 1x1 conv: a linear read-out of those cells names a new picture's instrument far more
     often than one of stage 5's (docs/generalization.md).
     frozen: the backbone keeps its (pretrained) weights and BatchNorm statistics and is run
-    without gradients; only the 3x3 conv to K channels learns, a third of the cost per frame.
+    without gradients; only the conv to K channels learns, a third of the cost per frame.
     stages: stages kept (resnet18: 4 = the paper, the default). Fewer stages bound each cell's
     receptive field (stages 2: 99 px, output stride 8) where the full net's (~435 px) spans the
     whole frame: trained from scratch, the full net puts every class's evidence on the border
