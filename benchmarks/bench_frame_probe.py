@@ -67,11 +67,14 @@ def main() -> None:
             p.error(f"--test takes NAME=DIR, got {spec!r}")
         tests[name] = read_index(resolve_index(folder, "all"))
     train = read_index(resolve_index(args.train, "train"))
+    nets = {
+        readout: FrameNet(backbone="efficientnet-lite0", pretrained="imagenet", **kwargs).eval()
+        for readout, kwargs in READOUTS.items()
+    }
     for size in args.sizes:
         x_train, y_train = clip_frames(train, args.frames, size)
         x_tests = {n: clip_frames(c, args.frames, size) for n, c in tests.items()}
-        for readout, kwargs in READOUTS.items():
-            net = FrameNet(backbone="efficientnet-lite0", pretrained="imagenet", **kwargs).eval()
+        for readout, net in nets.items():
             f_train = vectors(net, x_train)
             scaler = StandardScaler().fit(f_train)
             probe = LogisticRegression(C=0.02, max_iter=3000)
