@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from pixelplayer.atomic import atomic_path
 from pixelplayer.errors import MediaError
 
 EMPTY_FILE = "empty file (0 bytes): copy or download it again"
@@ -337,12 +338,9 @@ def write_video(
     H and W must be even (yuv420p). The file is written to a temporary name and renamed, so a
     half-written video never stands under the final name.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".part" + path.suffix)
     frames = np.asarray(frames)
     t, h, w, _ = frames.shape
-    with av.open(str(tmp), mode="w") as c:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w") as c:
         vs = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         vs.options = {"crf": str(crf), "preset": "veryfast"}
@@ -375,4 +373,3 @@ def write_video(
                     c.mux(packet)
             for packet in as_.encode():
                 c.mux(packet)
-    tmp.replace(path)

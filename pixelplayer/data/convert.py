@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from pixelplayer.atomic import atomic_path, write_text_atomic
 from pixelplayer.audio import load_audio, load_soundtrack, save_audio
 from pixelplayer.data.index import Clip, frame_path, missing_files
 from pixelplayer.errors import MediaError
@@ -76,10 +77,7 @@ def clip_paths(out: Path, cls: str, vid: str) -> tuple[Path, Path]:
 
 def write_json(path: Path, data: dict) -> None:
     """Written whole and renamed into place: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=1))
 
 
 def convert_video(task: VideoTask) -> dict:
@@ -200,14 +198,11 @@ def marker_clip(marker: dict, audio_path: Path, frames_dir: Path) -> Clip:
 
 def write_rejected(path: Path, rejected: list[Rejection]) -> None:
     """rejected.csv: path,reason,detail, one row per input that was not used."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(REJECTED_COLUMNS)
         for r in rejected:
             w.writerow([r.path, r.reason, r.detail])
-    tmp.replace(path)
 
 
 def check_clip(args: tuple[Clip, float, float]) -> tuple[Clip | None, Rejection | None]:

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from pixelplayer.atomic import write_text_atomic
 from pixelplayer.audio import resample
 from pixelplayer.data.cache import ClipCache, find_cache, open_cache, resize_short_side, stored_side
 from pixelplayer.data.index import Clip, frame_path
@@ -122,10 +123,9 @@ def draw_mixture(
 
 
 def write_mixture_list(path: Path, mixtures: list[Mixture], meta: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    tmp.write_text(json.dumps({**meta, "mixtures": [asdict(m) for m in mixtures]}, indent=1))
-    tmp.replace(path)
+    write_text_atomic(
+        path, json.dumps({**meta, "mixtures": [asdict(m) for m in mixtures]}, indent=1)
+    )
 
 
 def read_mixture_list(path: Path) -> tuple[list[Mixture], dict]:

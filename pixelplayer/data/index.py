@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, overload
 
+from pixelplayer.atomic import atomic_path
 from pixelplayer.errors import PixelPlayerError
 
 COLUMNS = ["audio_path", "frames_dir", "num_frames", "class", "duration", "video_id"]
@@ -70,8 +71,7 @@ def write_index(path: str | Path, clips: list[Clip]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     base = _abs(path.parent)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(COLUMNS)
         for c in clips:
@@ -85,7 +85,6 @@ def write_index(path: str | Path, clips: list[Clip]) -> None:
                     c.video_id,
                 ]
             )
-    tmp.replace(path)
 
 
 def resolve_index(path_or_dir: str | Path, split: str) -> Path:

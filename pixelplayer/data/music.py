@@ -32,6 +32,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pixelplayer.atomic import atomic_path
 from pixelplayer.data.index import VIDEO_SUFFIXES
 from pixelplayer.data.ytdlp import clean_message, import_yt_dlp, is_unavailable, ydl_options
 from pixelplayer.errors import PixelPlayerError
@@ -178,10 +179,8 @@ def read_status(path: Path) -> dict[tuple[str, str], StatusRow]:
 
 
 def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         write(f)
-    tmp.replace(path)
 
 
 def write_status(out: Path, rows: dict[tuple[str, str], StatusRow]) -> None:

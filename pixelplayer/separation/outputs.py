@@ -18,6 +18,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from pixelplayer.atomic import write_text_atomic
 from pixelplayer.audio import downmix, load_soundtrack, resample, save_audio
 from pixelplayer.errors import PixelPlayerError
 from pixelplayer.separation.maps import blend_heat, heat_levels, highlight, spectrogram_png
@@ -223,7 +224,5 @@ def write_outputs(
         "seconds": round(time.perf_counter() - start if start else r.seconds, 2),
     }
     path = out / "manifest.json"
-    tmp = path.with_name("manifest.json.part")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(path)  # last: a manifest means the folder is complete
+    write_text_atomic(path, json.dumps(manifest, indent=1))  # last: the folder is complete
     return path

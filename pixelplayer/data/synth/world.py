@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pixelplayer import checks
+from pixelplayer.atomic import write_text_atomic
 from pixelplayer.audio import save_audio
 from pixelplayer.data import pictures
 from pixelplayer.data.synth.clip import DISTRACTOR_DIR, DISTRACTORS, render_clip
@@ -136,11 +137,8 @@ def _make_clip(job: _Job) -> dict[str, Any]:
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:
     """One top-level key per line, values compact: per-frame boxes stay readable in size."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"  {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in obj.items()]
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text("{\n" + ",\n".join(lines) + "\n}\n")
-    tmp.replace(path)
+    write_text_atomic(path, "{\n" + ",\n".join(lines) + "\n}\n")
 
 
 def _init_worker(soundfonts: list[str]) -> None:

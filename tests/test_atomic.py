@@ -1,0 +1,25 @@
+from pathlib import Path
+
+import pytest
+
+from pixelplayer.atomic import atomic_path, write_text_atomic
+
+
+def test_a_file_appears_whole_under_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "index.csv"
+    with atomic_path(path) as tmp:
+        assert tmp.suffix == ".csv" and tmp != path  # the format stays readable from the name
+        tmp.write_text("a,b\n")
+        assert not path.exists()  # nothing under the final name while it is written
+    assert path.read_text() == "a,b\n"
+    assert list(path.parent.iterdir()) == [path]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_part(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.json"
+    write_text_atomic(path, "old")
+    with pytest.raises(RuntimeError), atomic_path(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert path.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [path]
