@@ -1,7 +1,7 @@
 """How well do a frozen frame net's features name the instrument of a new picture?
 
     python benchmarks/bench_frame_probe.py --train PREPARED --test NAME=PREPARED ...
-        [--sizes 160 224] [--frames 4]
+        [--sizes 224 288] [--frames 4]
 
 A measurement of the frame nets the PixelPlayer presets can start from, before any training:
 for each frozen ImageNet EfficientNet-Lite0 read-out (its stage 5, the 112 channels the
@@ -57,7 +57,7 @@ def main() -> None:
     p.add_argument("--train", type=Path, required=True, help="prepared folder; its train split")
     p.add_argument("--test", nargs="+", required=True, metavar="NAME=DIR",
                    help="prepared test sets, each scored on all its clips")  # fmt: skip
-    p.add_argument("--sizes", type=int, nargs="+", default=[160, 224], help="frame sizes, px")
+    p.add_argument("--sizes", type=int, nargs="+", default=[224, 288], help="frame sizes, px")
     p.add_argument("--frames", type=int, default=4, help="frames per clip")
     args = p.parse_args()
     tests = {}
