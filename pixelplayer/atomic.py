@@ -9,15 +9,17 @@ from pathlib import Path
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of `path` to write, renamed onto `path` when the block ends.
 
-    The temporary name keeps the suffix (`index.part.csv`), so writers that choose a format by
-    the name (PyAV) still do. If the block raises, the temporary file is removed.
+    The temporary name is `index.csv.part`, which no search for `*.csv` finds if a killed run
+    leaves it; `keep_suffix` gives `clip.part.mp4` for writers that choose a format by the name
+    (PyAV). If the block raises, the temporary file is removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.part{path.suffix}")
+    name = f"{path.stem}.part{path.suffix}" if keep_suffix else f"{path.name}.part"
+    tmp = path.with_name(name)
     try:
         yield tmp
     except BaseException:

@@ -340,7 +340,7 @@ def write_video(
     """
     frames = np.asarray(frames)
     t, h, w, _ = frames.shape
-    with atomic_path(path) as tmp, av.open(str(tmp), mode="w") as c:
+    with atomic_path(path, keep_suffix=True) as tmp, av.open(str(tmp), mode="w") as c:
         vs = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         vs.options = {"crf": str(crf), "preset": "veryfast"}
