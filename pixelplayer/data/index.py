@@ -69,7 +69,6 @@ def _rel(path: Path, base: Path) -> str:
 def write_index(path: str | Path, clips: list[Clip]) -> None:
     """Write `clips` as an index CSV (header, paths relative to the file's folder), atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     base = _abs(path.parent)
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)

@@ -13,7 +13,6 @@ import hashlib
 import io
 import os
 import shutil
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from pixelplayer.atomic import atomic_path
 from pixelplayer.errors import PixelPlayerError
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
@@ -112,8 +112,8 @@ def save_checkpoint(
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
-    """torch.save to a temp file in the same folder, fsync, then os.replace: a crash mid-write
-    leaves the previous file intact.
+    """torch.save to a temp file beside `path` (`atomic_path`), fsync, then rename: a crash
+    mid-write leaves the previous file intact.
 
     The object is serialised in memory first, so a failing write (disk full, file size limit)
     surfaces as the OSError it is, not as torch's zip-writer error; the previous file stays and
@@ -122,21 +122,13 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     path = Path(path)
     buf = io.BytesIO()
     torch.save(obj, buf)
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             f.write(buf.getbuffer())
             f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise PixelPlayerError(_write_error(path, exc, buf.getbuffer().nbytes)) from exc
-        raise
+            os.fsync(f.fileno())  # the bytes on disk before the rename
+    except OSError as exc:
+        raise PixelPlayerError(_write_error(path, exc, buf.getbuffer().nbytes)) from exc
     try:  # make the rename itself durable; not possible on every platform
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
